@@ -1,0 +1,279 @@
+"""The local runtime behind ``make up``: infrastructure, topics, every service.
+
+State lives in ``.qlp/`` under the current directory: ``state.json`` (pids, ports,
+URLs), ``logs/<process>.log`` and the embedded database's files. With
+``KAFKA_BOOTSTRAP_SERVERS`` and ``MONGODB_URL`` set, no infrastructure is started and
+those are used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+from qlp_infra.embedded import Proc, free_port, port_open, start_kafka, start_mongodb
+from qlp_infra.topics import provision
+
+__all__ = ["Runtime", "State", "down", "provision", "read_state", "running_state"]
+from qlp_kit.serve import installed_services
+
+GATEWAY = "gateway"
+
+
+@dataclass
+class State:
+    supervisor_pid: int
+    kafka: str
+    mongodb: str
+    embedded: bool
+    gateway_url: str | None
+    services: dict[str, dict[str, object]] = field(default_factory=dict)
+    infra_pids: dict[str, int] = field(default_factory=dict)
+    ready: bool = False
+    started_at: float = field(default_factory=time.time)
+    ready_after_s: float | None = None
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("QLP_STATE_DIR", ".qlp")).resolve()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_state() -> State | None:
+    path = state_dir() / "state.json"
+    if not path.exists():
+        return None
+    try:
+        return State(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        return None
+
+
+def write_state(st: State, base: Path | None = None) -> None:
+    path = (base or state_dir()) / "state.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(st), indent=2))
+    tmp.replace(path)
+
+
+def running_state() -> State | None:
+    st = read_state()
+    return st if st and _alive(st.supervisor_pid) else None
+
+
+def service_order(names: list[str]) -> list[str]:
+    """Every service before the gateway, which needs their URLs."""
+    return sorted(n for n in names if n != GATEWAY) + ([GATEWAY] if GATEWAY in names else [])
+
+
+async def _wait_ready(
+    url: str, proc: subprocess.Popen[bytes], name: str, log: Path, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                raise RuntimeError(f"{name} exited with {proc.returncode}; last log lines:\n{tail}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"{name} not ready at {url} after {timeout}s; see {log}")
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        only: list[str] | None = None,
+        ready_timeout: float = 90.0,
+        kafka: str | None = None,
+        mongodb_url: str | None = None,
+        gateway_port: int | None = None,
+        dir_: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.dir = dir_ or state_dir()
+        self.only = only
+        self.kafka = kafka or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        self.mongodb_url = mongodb_url or os.environ.get("MONGODB_URL")
+        self.gateway_port = gateway_port or int(os.environ.get("QLP_GATEWAY_PORT", "8080"))
+        self.extra_env = extra_env or {}
+        self.ready_timeout = ready_timeout
+        self.infra: list[Proc] = []
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.state: State | None = None
+
+    def _secret(self) -> str:
+        if self.extra_env.get("QLP_INTERNAL_AUTH_SECRET"):
+            return self.extra_env["QLP_INTERNAL_AUTH_SECRET"]
+        if os.environ.get("QLP_INTERNAL_AUTH_SECRET"):
+            return os.environ["QLP_INTERNAL_AUTH_SECRET"]
+        path = self.dir / "internal-auth-secret"
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    async def start(self) -> State:
+        t0 = time.monotonic()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "logs").mkdir(exist_ok=True)
+        kafka = self.kafka
+        mongo = self.mongodb_url
+        embedded = not (kafka and mongo)
+        if embedded:
+            kport = int(os.environ["QLP_KAFKA_PORT"]) if os.environ.get("QLP_KAFKA_PORT") else None
+            mport = (
+                int(os.environ["QLP_MONGODB_PORT"]) if os.environ.get("QLP_MONGODB_PORT") else None
+            )
+            if not kafka:
+                k = start_kafka(self.dir, kport)
+                self.infra.append(k)
+                kafka = f"127.0.0.1:{k.port}"
+            if not mongo:
+                m = start_mongodb(self.dir, mport)
+                self.infra.append(m)
+                mongo = f"mongodb://127.0.0.1:{m.port}"
+        assert kafka and mongo
+        self.state = State(
+            os.getpid(),
+            kafka,
+            mongo,
+            embedded,
+            None,
+            infra_pids={p.name: p.pid for p in self.infra},
+        )
+        write_state(self.state, self.dir)
+        created = await provision(kafka)
+        print(
+            f"kafka     {kafka}  ({len(created)} topics provisioned from the registry)", flush=True
+        )
+        print(f"mongodb   {mongo}", flush=True)
+        names = service_order([n for n in installed_services() if not self.only or n in self.only])
+        secret = self._secret()
+        urls: dict[str, str] = {}
+        gw_port = self.gateway_port
+        for name in names:
+            port = gw_port if name == GATEWAY else free_port()
+            if name == GATEWAY and port_open("127.0.0.1", port):
+                raise RuntimeError(f"port {port} is in use; choose another with QLP_GATEWAY_PORT")
+            env = {
+                **os.environ,
+                **self.extra_env,
+                "KAFKA_BOOTSTRAP_SERVERS": kafka,
+                "MONGODB_URL": mongo,
+                "QLP_INTERNAL_AUTH_SECRET": secret,
+                "QLP_GATEWAY_SERVICE_URLS": json.dumps(urls),
+                "PYTHONUNBUFFERED": "1",
+            }
+            log = self.dir / "logs" / f"{name}.log"
+            fh = open(log, "ab")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "qlp_kit.serve", name, "--port", str(port)],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+            self.procs[name] = proc
+            url = f"http://127.0.0.1:{port}"
+            self.state.services[name] = {"pid": proc.pid, "url": url, "log": str(log)}
+            write_state(self.state, self.dir)
+            if name != GATEWAY:
+                urls[name] = url
+            await _wait_ready(url, proc, name, log, self.ready_timeout)
+            print(f"{name:<9} {url}  ready", flush=True)
+        self.state.gateway_url = (
+            str(self.state.services[GATEWAY]["url"]) if GATEWAY in names else None
+        )
+        self.state.ready = True
+        self.state.ready_after_s = round(time.monotonic() - t0, 2)
+        write_state(self.state, self.dir)
+        return self.state
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            if proc.poll() is None:
+                proc.kill()
+        for p in reversed(self.infra):
+            p.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / "state.json").unlink()
+
+    def url(self, name: str) -> str:
+        assert self.state is not None
+        return str(self.state.services[name]["url"])
+
+    def watch(self) -> str | None:
+        """Block until a signal or a child dies; returns the name of a dead child."""
+        stop = {"flag": False}
+
+        def _on_signal(signum: int, _frame: object) -> None:
+            stop["flag"] = True
+
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+        while not stop["flag"]:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    return name
+            for p in self.infra:
+                if p.proc.poll() is not None:
+                    return p.name
+            time.sleep(0.3)
+        return None
+
+
+def down(timeout: float = 30.0) -> bool:
+    """Stop a running platform; also cleans up after a supervisor that died."""
+    st = read_state()
+    if st is None:
+        return False
+    if _alive(st.supervisor_pid):
+        os.kill(st.supervisor_pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(st.supervisor_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    # Whatever is still there (a supervisor killed with -9 leaves orphans).
+    pids = [int(str(s["pid"])) for s in st.services.values()] + list(st.infra_pids.values())
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    time.sleep(0.5)
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        (state_dir() / "state.json").unlink()
+    return True

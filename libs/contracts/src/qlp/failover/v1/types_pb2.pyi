@@ -1,0 +1,20 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from typing import ClassVar as _ClassVar
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FailoverFailureReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FAILOVER_FAILURE_REASON_UNSPECIFIED: _ClassVar[FailoverFailureReason]
+    FAILOVER_FAILURE_REASON_NO_STANDBY: _ClassVar[FailoverFailureReason]
+    FAILOVER_FAILURE_REASON_STANDBY_UNAVAILABLE: _ClassVar[FailoverFailureReason]
+    FAILOVER_FAILURE_REASON_NO_CHECKPOINT: _ClassVar[FailoverFailureReason]
+    FAILOVER_FAILURE_REASON_TIMEOUT: _ClassVar[FailoverFailureReason]
+    FAILOVER_FAILURE_REASON_INTERNAL: _ClassVar[FailoverFailureReason]
+FAILOVER_FAILURE_REASON_UNSPECIFIED: FailoverFailureReason
+FAILOVER_FAILURE_REASON_NO_STANDBY: FailoverFailureReason
+FAILOVER_FAILURE_REASON_STANDBY_UNAVAILABLE: FailoverFailureReason
+FAILOVER_FAILURE_REASON_NO_CHECKPOINT: FailoverFailureReason
+FAILOVER_FAILURE_REASON_TIMEOUT: FailoverFailureReason
+FAILOVER_FAILURE_REASON_INTERNAL: FailoverFailureReason

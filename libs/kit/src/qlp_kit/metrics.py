@@ -1,0 +1,30 @@
+"""Prometheus metrics shared by every service, exposed at ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+HTTP_REQUESTS = Counter(
+    "qlp_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "qlp_http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"]
+)
+EVENTS_PUBLISHED = Counter(
+    "qlp_events_published_total", "Events published by the outbox relay", ["service", "topic"]
+)
+EVENTS_CONSUMED = Counter(
+    "qlp_events_consumed_total", "Events handled by consumers", ["service", "group", "outcome"]
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "qlp_events_dead_lettered_total", "Events sent to a dead-letter topic", ["service", "group"]
+)
+OUTBOX_PENDING = Histogram(
+    "qlp_outbox_relay_batch_size", "Events published per relay batch", ["service"]
+)
+
+
+async def metrics_endpoint(_: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,106 @@
+"""Money in integer minor units with an ISO currency; fees in basis points.
+
+Splitting never creates or loses a minor unit: ``fee + rest == total`` always.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+BPS_DENOMINATOR = 10_000
+# Minor units per major unit for the currencies the platform prices in.
+CURRENCY_EXPONENT = {"USD": 2, "EUR": 2, "GBP": 2, "JPY": 0}
+
+
+class CurrencyMismatch(ValueError):
+    pass
+
+
+@dataclass(frozen=True, order=True)
+class Money:
+    amount: int
+    currency: str = "USD"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise TypeError("money amounts are integers in minor units")
+        if self.currency not in CURRENCY_EXPONENT:
+            raise ValueError(f"unsupported currency {self.currency!r}")
+
+    @classmethod
+    def zero(cls, currency: str = "USD") -> Money:
+        return cls(0, currency)
+
+    @classmethod
+    def of(cls, major: str | int, currency: str = "USD") -> Money:
+        """``Money.of("12.34")`` → 1234 minor units, exact (no floats)."""
+        exp = CURRENCY_EXPONENT[currency]
+        text = str(major).strip()
+        neg = text.startswith("-")
+        whole, _, frac = text.lstrip("+-").partition(".")
+        if len(frac) > exp or not (whole or "0").isdigit() or (frac and not frac.isdigit()):
+            raise ValueError(f"not an amount in {currency}: {major!r}")
+        minor = int(whole or "0") * 10**exp + int((frac or "0").ljust(exp, "0") or "0")
+        return cls(-minor if neg else minor, currency)
+
+    def _check(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise CurrencyMismatch(f"{self.currency} vs {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._check(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._check(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def times(self, quantity: int) -> Money:
+        return Money(self.amount * quantity, self.currency)
+
+    def fee(self, bps: int) -> Money:
+        """The fee at ``bps`` basis points, rounded half up on the absolute value."""
+        if not 0 <= bps <= BPS_DENOMINATOR:
+            raise ValueError("basis points must be within 0..10000")
+        sign = -1 if self.amount < 0 else 1
+        value = (abs(self.amount) * bps * 2 + BPS_DENOMINATOR) // (2 * BPS_DENOMINATOR)
+        return Money(sign * value, self.currency)
+
+    def split(self, bps: int) -> tuple[Money, Money]:
+        """Return ``(fee, rest)`` with ``fee + rest == self`` exactly."""
+        fee = self.fee(bps)
+        return fee, self - fee
+
+    def allocate(self, weights: list[int]) -> list[Money]:
+        """Split proportionally to integer weights; remainders go to the largest
+        fractional parts first, so the parts always sum to the whole."""
+        total = sum(weights)
+        if total <= 0 or any(w < 0 for w in weights):
+            raise ValueError("weights must be non-negative and not all zero")
+        base = [self.amount * w // total for w in weights]
+        rema = [self.amount * w % total for w in weights]
+        short = self.amount - sum(base)
+        for i in sorted(range(len(weights)), key=lambda i: (-rema[i], i))[:short]:
+            base[i] += 1
+        return [Money(b, self.currency) for b in base]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"amount": self.amount, "currency": self.currency}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Money:
+        return cls(int(data["amount"]), str(data.get("currency", "USD")))
+
+    def format(self) -> str:
+        exp = CURRENCY_EXPONENT[self.currency]
+        sign = "-" if self.amount < 0 else ""
+        whole, frac = divmod(abs(self.amount), 10**exp)
+        return (
+            f"{sign}{whole}.{frac:0{exp}d} {self.currency}"
+            if exp
+            else f"{sign}{whole} {self.currency}"
+        )

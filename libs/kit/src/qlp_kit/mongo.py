@@ -1,0 +1,191 @@
+"""MongoDB access with PyMongo's async client, index bootstrapping and tenant scoping.
+
+Every repository reaches its collections through :class:`TenantCollection`, which
+adds the tenant to every filter and every inserted document, so no query can forget
+it. Correctness rests on single-document atomicity and unique indexes only: no
+multi-document transactions (see LOCAL_INFRA.md).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+Doc = dict[str, Any]
+
+__all__ = [
+    "DuplicateKeyError",
+    "IndexSpec",
+    "Mongo",
+    "Page",
+    "TenantCollection",
+    "decode_cursor",
+    "encode_cursor",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """Now in UTC, truncated to milliseconds (what BSON dates keep)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=(now.microsecond // 1000) * 1000)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Stored dates come back naive; they are always UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """One index on one collection; names are left to the server (custom names are
+    not supported by the embedded database)."""
+
+    collection: str
+    keys: Sequence[tuple[str, int]]
+    unique: bool = False
+    expire_after_seconds: int | None = None
+    sparse: bool = False
+
+    def kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"unique": self.unique}
+        if self.expire_after_seconds is not None:
+            kw["expireAfterSeconds"] = self.expire_after_seconds
+        if self.sparse:
+            kw["sparse"] = True
+        return kw
+
+
+class Mongo:
+    """One client per process; ``db`` is the service's own database."""
+
+    def __init__(self, url: str, database: str) -> None:
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            url, tz_aware=True, serverSelectionTimeoutMS=5000, uuidRepresentation="standard"
+        )
+        self.db: AsyncDatabase[Doc] = self.client[database]
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+        except Exception:
+            return False
+        return True
+
+    async def ensure_indexes(self, specs: Sequence[IndexSpec]) -> None:
+        for spec in specs:
+            await self.db[spec.collection].create_index(list(spec.keys), **spec.kwargs())
+
+    def collection(self, name: str) -> AsyncCollection[Doc]:
+        return self.db[name]
+
+    def tenant(self, name: str, org_id: str) -> TenantCollection:
+        return TenantCollection(self.db[name], org_id)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    pad = "=" * (-len(cursor) % 4)
+    try:
+        return base64.urlsafe_b64decode(cursor + pad).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("malformed cursor") from exc
+
+
+@dataclass
+class Page:
+    items: list[Doc] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+class TenantCollection:
+    """A collection seen through one tenant: every call is scoped by ``org_id``."""
+
+    TENANT_FIELD = "org_id"
+
+    def __init__(self, collection: AsyncCollection[Doc], org_id: str) -> None:
+        if not org_id:
+            raise ValueError("a tenant-scoped collection needs an org id")
+        self.raw = collection
+        self.org_id = org_id
+
+    def scoped(self, filter_: Mapping[str, Any] | None = None) -> Doc:
+        f = dict(filter_ or {})
+        if self.TENANT_FIELD in f and f[self.TENANT_FIELD] != self.org_id:
+            raise PermissionError("filter names another tenant")
+        f[self.TENANT_FIELD] = self.org_id
+        return f
+
+    async def insert_one(self, doc: Doc) -> Doc:
+        doc = {**doc, self.TENANT_FIELD: self.org_id}
+        await self.raw.insert_one(doc)
+        return doc
+
+    async def find_one(self, filter_: Mapping[str, Any], **kw: Any) -> Doc | None:
+        return await self.raw.find_one(self.scoped(filter_), **kw)
+
+    async def find(
+        self,
+        filter_: Mapping[str, Any] | None = None,
+        *,
+        sort: Sequence[tuple[str, int]] | None = None,
+        limit: int = 0,
+    ) -> list[Doc]:
+        cur = self.raw.find(self.scoped(filter_))
+        if sort:
+            cur = cur.sort(list(sort))
+        if limit:
+            cur = cur.limit(limit)
+        return [d async for d in cur]
+
+    async def page(self, filter_: Mapping[str, Any] | None, limit: int, cursor: str | None) -> Page:
+        """Keyset pagination on ``_id`` (ids are time ordered)."""
+        f = self.scoped(filter_)
+        if cursor:
+            f["_id"] = {"$gt": decode_cursor(cursor)}
+        docs = [d async for d in self.raw.find(f).sort([("_id", ASCENDING)]).limit(limit + 1)]
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return Page(docs, encode_cursor(str(docs[-1]["_id"])) if more and docs else None)
+
+    async def update_one(
+        self, filter_: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False
+    ) -> int:
+        res = await self.raw.update_one(self.scoped(filter_), dict(update), upsert=upsert)
+        return res.modified_count
+
+    async def find_one_and_update(
+        self,
+        filter_: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+        return_new: bool = True,
+    ) -> Doc | None:
+        return await self.raw.find_one_and_update(
+            self.scoped(filter_),
+            dict(update),
+            upsert=upsert,
+            return_document=ReturnDocument.AFTER if return_new else ReturnDocument.BEFORE,
+        )
+
+    async def delete_one(self, filter_: Mapping[str, Any]) -> int:
+        res = await self.raw.delete_one(self.scoped(filter_))
+        return res.deleted_count
+
+    async def count(self, filter_: Mapping[str, Any] | None = None) -> int:
+        return await self.raw.count_documents(self.scoped(filter_))

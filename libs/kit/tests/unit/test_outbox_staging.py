@@ -1,0 +1,46 @@
+"""How events are staged into a document update (pure logic)."""
+
+import base64
+
+from qlp.usage.v1 import events_pb2 as usage
+from qlp_kit.outbox import OUTBOX, PENDING, SEQ, outbox_update, stage, strip_outbox, with_outbox
+
+
+def _ev(n: int = 1):  # type: ignore[no-untyped-def]
+    msg = usage.UsageRecorded(org_id="org_a", meter="api_calls", quantity=n)
+    return stage(msg, org_id="org_a", key="agg_1", source="qlp/test")
+
+
+def test_stage_builds_cloudevents_headers_and_topic() -> None:
+    ev = _ev()
+    h = ev.entry["headers"]
+    assert h["ce_id"] == ev.event_id and h["ce_type"] == "qlp.usage.v1.UsageRecorded"
+    assert h["ce_specversion"] == "1.0" and h["qlp_tenant"] == "org_a"
+    assert h["ce_source"] == "qlp/test" and h["ce_subject"] == "agg_1"
+    assert h["ce_time"].endswith("Z")
+    assert ev.entry["topic"] == "qlp.usage.v1" and ev.entry["key"] == "agg_1"
+    back = usage.UsageRecorded.FromString(base64.b64decode(ev.entry["data"]))
+    assert back.meter == "api_calls"
+
+
+def test_update_merges_with_state_change_in_one_write() -> None:
+    a, b = _ev(1), _ev(2)
+    upd = outbox_update([a, b], {"$set": {"status": "paid"}, "$inc": {"version": 1}})
+    assert upd["$set"]["status"] == "paid"
+    assert upd["$set"][f"{OUTBOX}.{a.event_id}"] == a.entry
+    assert upd["$set"][f"{OUTBOX}.{b.event_id}"] == b.entry
+    assert upd["$set"][PENDING] == 1
+    assert upd["$inc"] == {"version": 1, SEQ: 1}
+    assert a.entry["order"] < b.entry["order"]
+
+
+def test_no_events_changes_nothing() -> None:
+    upd = {"$set": {"x": 1}}
+    assert outbox_update([], upd) == upd
+
+
+def test_insert_form_and_strip() -> None:
+    ev = _ev()
+    doc = with_outbox({"_id": "agg_1", "org_id": "org_a"}, [ev])
+    assert doc[PENDING] == 1 and doc[SEQ] == 1 and ev.event_id in doc[OUTBOX]
+    assert strip_outbox(doc) == {"_id": "agg_1", "org_id": "org_a"}
