@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+
 from qlp_infra.embedded import start_kafka
 from qlp_infra.topics import provision
 from qlp_kit import dlq

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from qlp_contracts.codegen import find_root
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+
 from qlp.common.v1 import money_pb2
 from qlp.identity.v1 import events_pb2 as identity
 from qlp.identity.v1 import types_pb2 as identity_types

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from qlp_contracts import codegen
 from qlp_contracts.codegen import (
     CodegenError,

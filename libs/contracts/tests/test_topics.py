@@ -6,6 +6,7 @@ import re
 from collections import Counter
 
 import pytest
+
 from qlp.billing.v1 import events_pb2 as billing
 from qlp.common.v1 import money_pb2
 from qlp.usage.v1 import events_pb2 as usage

@@ -28,8 +28,8 @@ import structlog
 from google.protobuf.message import Message
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from qlp_contracts import topics as topic_registry
 
+from qlp_contracts import topics as topic_registry
 from qlp_kit import faults
 from qlp_kit.events import build_headers
 from qlp_kit.metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
@@ -140,35 +140,38 @@ class OutboxRelay:
             if not docs:
                 continue
             records: list[Record] = []
-            clears: list[UpdateOne] = []
+            by_seq: dict[int, list[Any]] = {}
+            fallback: list[UpdateOne] = []
             for doc in docs:
                 entries = sorted((doc.get(OUTBOX) or {}).items(), key=lambda kv: kv[1]["order"])
-                unset = {f"{OUTBOX}.{eid}": "" for eid, _ in entries}
                 for _, e in entries:
                     records.append(
                         Record(e["topic"], e["key"], base64.b64decode(e["data"]), e["headers"])
                     )
-                # Clear exactly what was read; pending flips off only if nothing new
-                # was staged since (same sequence number).
-                clears.append(
-                    UpdateOne(
-                        {"_id": doc["_id"], SEQ: doc.get(SEQ, 0)},
-                        {"$unset": unset, "$set": {PENDING: 0}}
-                        if unset
-                        else {"$set": {PENDING: 0}},
-                    )
-                )
-                if unset:
-                    clears.append(
+                seq = int(doc.get(SEQ, 0))
+                by_seq.setdefault(seq, []).append(doc["_id"])
+                if entries:
+                    # Used only if a writer staged more events after this read.
+                    fallback.append(
                         UpdateOne(
-                            {"_id": doc["_id"], SEQ: {"$ne": doc.get(SEQ, 0)}}, {"$unset": unset}
+                            {"_id": doc["_id"], SEQ: {"$ne": seq}},
+                            {"$unset": {f"{OUTBOX}.{eid}": "" for eid, _ in entries}},
                         )
                     )
             faults.hit("relay.before_publish")
             await self.producer.send_many(records)
             faults.hit("relay.after_publish")
-            if clears:
-                await coll.bulk_write(clears, ordered=True)
+            # Clear what was read: documents whose sequence is unchanged hold exactly
+            # the published events, so their whole outbox empties in one update per
+            # sequence value; the rest lose only the published entries.
+            cleared = 0
+            for seq, ids in by_seq.items():
+                res = await coll.update_many(
+                    {"_id": {"$in": ids}, SEQ: seq}, {"$set": {OUTBOX: {}, PENDING: 0}}
+                )
+                cleared += res.matched_count
+            if cleared < len(docs) and fallback:
+                await coll.bulk_write(fallback, ordered=False)
             for r in records:
                 EVENTS_PUBLISHED.labels(self.service, r.topic).inc()
             OUTBOX_PENDING.labels(self.service).observe(len(records))

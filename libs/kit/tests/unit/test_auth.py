@@ -1,6 +1,7 @@
 """Signed internal principal headers (pure logic)."""
 
 import pytest
+
 from qlp_kit.auth import (
     PRINCIPAL_HEADER,
     PRINCIPAL_SIG_HEADER,

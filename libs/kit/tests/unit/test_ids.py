@@ -1,6 +1,7 @@
 import time
 
 import pytest
+
 from qlp_kit.ids import is_id, new_event_id, new_id
 
 

@@ -4,6 +4,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
+
 from qlp_kit.problems import PROBLEM_JSON, Problem, install_problem_handlers
 from qlp_kit.settings import ServiceSettings, load_settings
 

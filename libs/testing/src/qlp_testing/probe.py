@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
+
 from qlp.usage.v1 import events_pb2 as usage
 from qlp_kit.app import Ctx, ServiceContext, ServiceDefinition
 from qlp_kit.consumer import ConsumerSpec, Inbox

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+
 from qlp_infra.embedded import free_port
 from qlp_kit.app import ServiceDefinition, create_app
 from qlp_kit.settings import ServiceSettings

@@ -1,0 +1,47 @@
+{{/*
+The one entry point of a service chart:
+
+    {{ include "qlp-lib.service" . }}
+
+renders, from the chart's values:
+  ServiceAccount (serviceAccount.create), ConfigMap, Deployment or DaemonSet
+  (workload), Service (service.enabled), HorizontalPodAutoscaler and
+  PodDisruptionBudget (Deployments only; autoscaling.enabled, pdb.enabled),
+  NetworkPolicy (networkPolicy.enabled), Ingress (ingress.enabled),
+  Role + RoleBinding (rbac.create).
+*/}}
+{{- define "qlp-lib.service" -}}
+{{- $workload := default "deployment" .Values.workload -}}
+{{- if not (has $workload (list "deployment" "daemonset")) -}}
+{{- fail (printf "workload must be deployment or daemonset, not %q" $workload) -}}
+{{- end -}}
+{{- $docs := list -}}
+{{- if (hasKey (.Values.serviceAccount | default dict) "create" | ternary (.Values.serviceAccount | default dict).create true) -}}
+{{- $docs = append $docs (include "qlp-lib.serviceaccount" .) -}}
+{{- end -}}
+{{- $docs = append $docs (include "qlp-lib.configmap" .) -}}
+{{- if eq $workload "deployment" -}}
+{{- $docs = append $docs (include "qlp-lib.deployment" .) -}}
+{{- if dig "enabled" false (.Values.autoscaling | default dict) -}}
+{{- $docs = append $docs (include "qlp-lib.hpa" .) -}}
+{{- end -}}
+{{- if dig "enabled" false (.Values.pdb | default dict) -}}
+{{- $docs = append $docs (include "qlp-lib.pdb" .) -}}
+{{- end -}}
+{{- else -}}
+{{- $docs = append $docs (include "qlp-lib.daemonset" .) -}}
+{{- end -}}
+{{- if dig "enabled" true (.Values.service | default dict) -}}
+{{- $docs = append $docs (include "qlp-lib.svc" .) -}}
+{{- end -}}
+{{- if dig "enabled" false (.Values.networkPolicy | default dict) -}}
+{{- $docs = append $docs (include "qlp-lib.networkpolicy" .) -}}
+{{- end -}}
+{{- if dig "enabled" false (.Values.ingress | default dict) -}}
+{{- $docs = append $docs (include "qlp-lib.ingress" .) -}}
+{{- end -}}
+{{- if dig "create" false (.Values.rbac | default dict) -}}
+{{- $docs = append $docs (include "qlp-lib.rbac" .) -}}
+{{- end -}}
+{{- join "\n---\n" $docs -}}
+{{- end -}}

@@ -1,0 +1,151 @@
+"""The kit against the real broker and database: app factory, tenant scoping, relay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from pydantic_settings import SettingsConfigDict
+
+from qlp.usage.v1 import events_pb2 as usage
+from qlp_kit.app import Ctx, ServiceDefinition
+from qlp_kit.auth import CurrentPrincipal, Principal, sign_principal
+from qlp_kit.mongo import Mongo, TenantCollection
+from qlp_kit.outbox import PENDING, OutboxRelay, outbox_update, stage, with_outbox
+from qlp_kit.producer import Producer
+from qlp_kit.settings import ServiceSettings
+from qlp_testing.infra import TestInfra
+from qlp_testing.services import running_app
+
+pytestmark = pytest.mark.integration
+
+
+class DemoSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="QLP_DEMO_", extra="ignore", populate_by_name=True)
+    service_name: str = "demo"
+
+
+router = APIRouter(prefix="/v1/demo")
+
+
+@router.get("/whoami")
+async def whoami(principal: CurrentPrincipal, ctx: Ctx) -> dict[str, Any]:
+    n = await ctx.mongo.tenant("things", principal.org_id).count()
+    return {"org_id": principal.org_id, "things": n}
+
+
+DEMO = ServiceDefinition(
+    name="demo", settings_cls=DemoSettings, routers=[router], publishes=["qlp.usage.v1"]
+)
+
+
+async def test_app_factory_health_metrics_problems_and_auth(
+    qlp_infra: TestInfra, unique: str
+) -> None:
+    settings = DemoSettings(
+        kafka_bootstrap_servers=qlp_infra.kafka,
+        mongodb_url=qlp_infra.mongodb_url,
+        mongodb_database=f"demo_{unique}",
+        internal_auth_secret="s",
+    )
+    async with running_app(DEMO, settings) as url, httpx.AsyncClient(base_url=url) as c:
+        assert (await c.get("/healthz")).json() == {"status": "ok"}
+        ready = (await c.get("/readyz")).json()
+        assert ready["checks"] == {"started": True, "mongodb": True, "kafka": True}
+        r = await c.get("/v1/demo/whoami")
+        assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+        forged = sign_principal(Principal(org_id="org_x", subject="usr_x"), "not-the-secret")
+        assert (await c.get("/v1/demo/whoami", headers=forged)).status_code == 401
+        good = sign_principal(Principal(org_id="org_x", subject="usr_x"), "s")
+        r = await c.get("/v1/demo/whoami", headers={**good, "x-request-id": "rid-1"})
+        assert r.json() == {"org_id": "org_x", "things": 0}
+        assert r.headers["x-request-id"] == "rid-1"
+        metrics = (await c.get("/metrics")).text
+        assert (
+            'qlp_http_requests_total{method="GET",route="/v1/demo/whoami",service="demo",status="200"}'
+            in metrics
+        )
+        doc = (await c.get("/asyncapi.json")).json()
+        assert doc["info"]["title"] == "qlp-demo" and "qlp.usage.v1" in str(doc["channels"])
+        assert (await c.get("/nope")).status_code == 404
+
+
+async def test_tenant_collection_never_crosses_tenants(mongo_db: Any) -> None:
+    a = TenantCollection(mongo_db["things"], "org_a")
+    b = TenantCollection(mongo_db["things"], "org_b")
+    await a.insert_one({"_id": "t1", "name": "alpha"})
+    assert await b.find_one({"_id": "t1"}) is None
+    assert await b.update_one({"_id": "t1"}, {"$set": {"name": "stolen"}}) == 0
+    assert await b.delete_one({"_id": "t1"}) == 0
+    assert (await a.find_one({"_id": "t1"}) or {})["name"] == "alpha"
+    with pytest.raises(PermissionError):
+        await b.find_one({"_id": "t1", "org_id": "org_a"})
+    with pytest.raises(ValueError):
+        TenantCollection(mongo_db["things"], "")
+    for i in range(5):
+        await a.insert_one({"_id": f"p{i}"})
+    page = await a.page({}, 4, None)
+    assert len(page.items) == 4 and page.next_cursor
+    rest = await a.page({}, 4, page.next_cursor)
+    assert len(rest.items) == 2 and rest.next_cursor is None
+
+
+async def test_relay_publishes_in_order_and_keeps_events_staged_meanwhile(
+    qlp_infra: TestInfra, mongo_db: Any, unique: str
+) -> None:
+    topic = f"qlp.test.{unique}"
+
+    def ev(n: int):  # type: ignore[no-untyped-def]
+        return stage(
+            usage.UsageRecorded(org_id="org_a", meter="m", quantity=n),
+            org_id="org_a",
+            key="agg",
+            source="qlp/test",
+            topic=topic,
+        )
+
+    await mongo_db["aggs"].insert_one(with_outbox({"_id": "agg", "v": 0}, [ev(1), ev(2)]))
+    await mongo_db["aggs"].update_one({"_id": "agg"}, outbox_update([ev(3)], {"$set": {"v": 1}}))
+    producer = Producer(qlp_infra.kafka)
+    await producer.start()
+    try:
+        relay = OutboxRelay(mongo_db, ["aggs"], producer)
+        assert await relay.drain_once() == 3
+        assert await relay.drain_once() == 0
+        doc = await mongo_db["aggs"].find_one({"_id": "agg"})
+        assert doc is not None and not doc[PENDING] and not doc["_outbox"] and doc["v"] == 1
+    finally:
+        await producer.stop()
+    from aiokafka import AIOKafkaConsumer
+
+    c = AIOKafkaConsumer(
+        topic, bootstrap_servers=qlp_infra.kafka, auto_offset_reset="earliest", group_id=None
+    )
+    await c.start()
+    try:
+        batch = await c.getmany(timeout_ms=3000)
+        got = [
+            usage.UsageRecorded.FromString(r.value).quantity for rs in batch.values() for r in rs
+        ]
+    finally:
+        await c.stop()
+    assert got == [1, 2, 3]  # one key → one partition → staging order
+
+
+async def test_mongo_helper_indexes_and_ping(qlp_infra: TestInfra, unique: str) -> None:
+    from pymongo.errors import DuplicateKeyError
+
+    from qlp_kit.mongo import IndexSpec
+
+    m = Mongo(qlp_infra.mongodb_url, f"idx_{unique}")
+    try:
+        assert await m.ping()
+        await m.ensure_indexes([IndexSpec("users", [("email", 1)], unique=True)])
+        await m.db["users"].insert_one({"_id": "u1", "email": "a@x"})
+        with pytest.raises(DuplicateKeyError):
+            await m.db["users"].insert_one({"_id": "u2", "email": "a@x"})
+    finally:
+        await m.client.drop_database(f"idx_{unique}")
+        await m.close()
