@@ -111,6 +111,19 @@ async def run(n: int) -> dict[str, Any]:
             pass
         out["relay_events_per_s"] = round(n / (time.monotonic() - t0))
 
+        # 1b. the database's own ceiling: bulk inserts of effect-sized documents
+        t0 = time.monotonic()
+        ceiling_db = client["bench_ceiling"]
+        for i in range(0, n, 2 * BATCH):
+            await ceiling_db["effects"].insert_many(
+                [
+                    {"_id": f"c{i + j}", "org_id": "o", "meter": "m", "quantity": 1}
+                    for j in range(min(2 * BATCH, n - i))
+                ],
+                ordered=False,
+            )
+        out["db_bulk_insert_ceiling_per_s"] = round(n / (time.monotonic() - t0))
+
         # 2. raw aiokafka consumption of that topic: the ceiling
         out["raw_consume_events_per_s"] = round(await _raw_consume(infra.kafka, topic, n))
 
@@ -121,6 +134,9 @@ async def run(n: int) -> dict[str, Any]:
         t1 = await _wait_effects(db, n)
         await broker.stop()
         out["idempotent_consume_events_per_s"] = round(n / (t1 - t0))
+        out["consumer_vs_db_ceiling"] = round(
+            out["idempotent_consume_events_per_s"] / out["db_bulk_insert_ceiling_per_s"], 3
+        )
         out["consumer_vs_raw"] = round(
             out["idempotent_consume_events_per_s"] / out["raw_consume_events_per_s"], 3
         )

@@ -626,7 +626,7 @@ def test_umbrella_default_brings_services_kafka_mongodb_and_topics(
     annotations = job["metadata"]["annotations"]
     assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
     (jc,) = _pod_spec(job)["containers"]
-    assert jc["command"] == ["qlp", "topics", "provision"]
+    assert jc["command"] == ["python", "-m", "qlp_kit.topics", "provision"]
     assert jc["image"] == f"{IMAGE_PREFIX}gateway:{render.app_version}"
     job_env = {e["name"]: e["value"] for e in jc["env"]}
     assert job_env["KAFKA_BOOTSTRAP_SERVERS"] == f"{RELEASE}-kafka.{NAMESPACE}.svc:9092"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from importlib.metadata import entry_points
 
 import uvicorn
@@ -37,10 +38,15 @@ def resolve(target: str) -> ServiceDefinition:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m qlp_kit.serve")
-    parser.add_argument("service")
+    parser.add_argument(
+        "service", nargs="?", default=os.environ.get("QLP_SERVICE"),
+        help="entry-point name or module:attribute (default: $QLP_SERVICE, set in images)",
+    )
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     args = parser.parse_args(argv)
+    if not args.service:
+        parser.error("name the service to run (or set QLP_SERVICE)")
     definition = resolve(args.service)
     overrides: dict[str, object] = {"service_name": definition.name}
     settings = load_settings(definition.settings_cls, **overrides)
