@@ -60,6 +60,7 @@ class ServiceDefinition:
     routers: Sequence[APIRouter] = ()
     indexes: Sequence[IndexSpec] = ()
     outbox_collections: Sequence[str] = ()
+    tenant_collections: Sequence[str] = ()  # every document carries org_id; guarded in tests
     consumers: Callable[[ServiceContext], Sequence[ConsumerSpec]] | None = None
     publishes: Sequence[str] = ()  # topic names, for AsyncAPI
     on_startup: Callable[[ServiceContext], Awaitable[None]] | None = None
@@ -140,7 +141,11 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        mongo = Mongo(settings.mongodb_url, settings.database_name)
+        mongo = Mongo(
+            settings.mongodb_url,
+            settings.database_name,
+            tenant_guard=definition.tenant_collections if settings.tenant_guard else None,
+        )
         producer = Producer(settings.kafka_bootstrap_servers, client_id=f"qlp-{definition.name}")
         broker = build_broker(settings, definition)
         ctx = ServiceContext(settings, mongo, producer, broker)

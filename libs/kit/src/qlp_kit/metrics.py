@@ -28,3 +28,10 @@ OUTBOX_PENDING = Histogram(
 
 async def metrics_endpoint(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+TENANT_GUARD_VIOLATIONS = Counter(
+    "qlp_tenant_guard_violations_total",
+    "Queries on tenant collections without the tenant in their filter",
+    ["collection", "command"],
+)

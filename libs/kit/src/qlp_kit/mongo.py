@@ -9,12 +9,12 @@ multi-document transactions (see LOCAL_INFRA.md).
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -64,12 +64,87 @@ class IndexSpec:
         return kw
 
 
+CROSS_TENANT = "cross-tenant"
+"""Pass ``comment="cross-tenant: <why>"`` on a query that must span tenants (a sweeper,
+a platform-admin report, the outbox relay); the tenant guard then lets it through."""
+
+
+class TenantGuard(monitoring.CommandListener):
+    """Watches every command on the tenant collections and counts those whose filter
+    (or inserted documents) lack the tenant field. Enabled in tests and development
+    (``tenant_guard`` setting); the end-to-end suite asserts the count stays zero."""
+
+    FILTER_OF: dict[str, Callable[[Any], list[Any]]] = {
+        "find": lambda c: [c.get("filter") or {}],
+        "count": lambda c: [c.get("query") or {}],
+        "distinct": lambda c: [c.get("query") or {}],
+        "findAndModify": lambda c: [c.get("query") or {}],
+        "update": lambda c: [u.get("q") or {} for u in c.get("updates", [])],
+        "delete": lambda c: [d.get("q") or {} for d in c.get("deletes", [])],
+        "aggregate": lambda c: [
+            (c.get("pipeline") or [{}])[0].get("$match", {}) if c.get("pipeline") else {}
+        ],
+        "insert": lambda c: list(c.get("documents", [])),
+    }
+
+    def __init__(self, database: str, collections: Sequence[str], field: str = "org_id") -> None:
+        self.database = database
+        self.collections = set(collections)
+        self.field = field
+        self.violations: list[str] = []
+
+    def _scoped(self, doc: Any) -> bool:
+        if not isinstance(doc, dict):
+            return False
+        if self.field in doc:
+            return True
+        return any(self._scoped(d) for d in doc.get("$and", []))
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        if event.database_name != self.database or name not in self.FILTER_OF:
+            return
+        coll = event.command.get(name)
+        if coll not in self.collections:
+            return
+        if str(event.command.get("comment", "")).startswith(CROSS_TENANT):
+            return
+        if all(self._scoped(f) for f in self.FILTER_OF[name](event.command)):
+            return
+        from qlp_kit.metrics import TENANT_GUARD_VIOLATIONS
+
+        self.violations.append(f"{name} {coll}")
+        TENANT_GUARD_VIOLATIONS.labels(coll, name).inc()
+        import structlog
+
+        structlog.get_logger("qlp.tenant_guard").error(
+            "query without tenant scope", collection=coll, command=name
+        )
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        return None
+
+
 class Mongo:
     """One client per process; ``db`` is the service's own database."""
 
-    def __init__(self, url: str, database: str) -> None:
+    def __init__(
+        self, url: str, database: str, *, tenant_guard: Sequence[str] | None = None
+    ) -> None:
+        listeners: list[monitoring.CommandListener] = []
+        self.guard: TenantGuard | None = None
+        if tenant_guard:
+            self.guard = TenantGuard(database, tenant_guard)
+            listeners.append(self.guard)
         self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
-            url, tz_aware=True, serverSelectionTimeoutMS=5000, uuidRepresentation="standard"
+            url,
+            tz_aware=True,
+            serverSelectionTimeoutMS=5000,
+            uuidRepresentation="standard",
+            event_listeners=listeners,
         )
         self.db: AsyncDatabase[Doc] = self.client[database]
 

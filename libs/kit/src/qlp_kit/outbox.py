@@ -33,6 +33,7 @@ from qlp_contracts import topics as topic_registry
 from qlp_kit import faults
 from qlp_kit.events import build_headers
 from qlp_kit.metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
+from qlp_kit.mongo import CROSS_TENANT
 from qlp_kit.producer import Producer, Record
 
 log = structlog.get_logger("qlp.outbox")
@@ -42,6 +43,7 @@ PENDING = "_outbox_pending"
 SEQ = "_outbox_seq"
 
 _order = itertools.count()
+RELAY_COMMENT = f"{CROSS_TENANT}: outbox relay"
 
 
 @dataclass(frozen=True)
@@ -167,11 +169,13 @@ class OutboxRelay:
             cleared = 0
             for seq, ids in by_seq.items():
                 res = await coll.update_many(
-                    {"_id": {"$in": ids}, SEQ: seq}, {"$set": {OUTBOX: {}, PENDING: 0}}
+                    {"_id": {"$in": ids}, SEQ: seq},
+                    {"$set": {OUTBOX: {}, PENDING: 0}},
+                    comment=RELAY_COMMENT,
                 )
                 cleared += res.matched_count
             if cleared < len(docs) and fallback:
-                await coll.bulk_write(fallback, ordered=False)
+                await coll.bulk_write(fallback, ordered=False, comment=RELAY_COMMENT)
             for r in records:
                 EVENTS_PUBLISHED.labels(self.service, r.topic).inc()
             OUTBOX_PENDING.labels(self.service).observe(len(records))

@@ -42,6 +42,11 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("QLP_INTERNAL_AUTH_SECRET", "internal_auth_secret"),
         description="HMAC key the gateway signs forwarded principals with",
     )
+    tenant_guard: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("QLP_TENANT_GUARD", "tenant_guard"),
+        description="count queries on tenant collections that lack the tenant (tests, dev)",
+    )
     relay_enabled: bool = True
     relay_poll_interval_s: float = 0.05
     relay_batch_size: int = 500

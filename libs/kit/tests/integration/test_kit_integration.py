@@ -149,3 +149,26 @@ async def test_mongo_helper_indexes_and_ping(qlp_infra: TestInfra, unique: str) 
     finally:
         await m.client.drop_database(f"idx_{unique}")
         await m.close()
+
+
+async def test_tenant_guard_counts_unscoped_queries(qlp_infra: TestInfra, unique: str) -> None:
+    from qlp_kit.mongo import CROSS_TENANT
+
+    name = f"guard_{unique}"
+    m = Mongo(qlp_infra.mongodb_url, name, tenant_guard=["things"])
+    try:
+        assert m.guard is not None
+        t = m.tenant("things", "org_a")
+        await t.insert_one({"_id": "a"})
+        await t.find_one({"_id": "a"})
+        await t.update_one({"_id": "a"}, {"$set": {"x": 1}})
+        await m.db["other"].find_one({"_id": "a"})  # not a tenant collection
+        await m.db["things"].find_one({}, comment=f"{CROSS_TENANT}: a sweeper")
+        assert m.guard.violations == []
+        await m.db["things"].find_one({"_id": "a"})  # forgot the tenant
+        await m.db["things"].update_many({}, {"$set": {"y": 1}})
+        await m.db["things"].insert_one({"_id": "b"})
+        assert m.guard.violations == ["find things", "update things", "insert things"]
+    finally:
+        await m.client.drop_database(name)
+        await m.close()
