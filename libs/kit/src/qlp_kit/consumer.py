@@ -25,8 +25,8 @@ from opentelemetry import context as otel_context
 from pymongo import InsertOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
-from qlp_contracts.topics import dlq_topic
 
+from qlp_contracts.topics import dlq_topic
 from qlp_kit import faults
 from qlp_kit.events import EnvelopeError, Event, decode_record
 from qlp_kit.metrics import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED

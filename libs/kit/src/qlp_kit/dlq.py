@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
-from qlp_contracts.topics import dlq_topic
 
+from qlp_contracts.topics import dlq_topic
 from qlp_kit.consumer import DLQ_HEADERS, DLQ_REASON, DLQ_TOPIC
 from qlp_kit.producer import Producer, Record
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from qlp_contracts import catalog
 
+from qlp_contracts import catalog
 from qlp_kit.ids import new_event_id
 from qlp_kit.tracing import inject_headers
 

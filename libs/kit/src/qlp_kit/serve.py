@@ -39,7 +39,9 @@ def resolve(target: str) -> ServiceDefinition:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m qlp_kit.serve")
     parser.add_argument(
-        "service", nargs="?", default=os.environ.get("QLP_SERVICE"),
+        "service",
+        nargs="?",
+        default=os.environ.get("QLP_SERVICE"),
         help="entry-point name or module:attribute (default: $QLP_SERVICE, set in images)",
     )
     parser.add_argument("--host")

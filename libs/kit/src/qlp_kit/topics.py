@@ -15,7 +15,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from qlp_contracts.topics import Topic, all_topics
 
 
-async def provision(bootstrap: str, topics: list[Topic] | None = None, attempts: int = 20) -> list[str]:
+async def provision(
+    bootstrap: str, topics: list[Topic] | None = None, attempts: int = 20
+) -> list[str]:
     """Create every registry topic that does not exist yet; returns those created."""
     wanted = topics if topics is not None else list(all_topics())
     last: Exception | None = None
@@ -25,7 +27,9 @@ async def provision(bootstrap: str, topics: list[Topic] | None = None, attempts:
             await admin.start()
             existing = set(await admin.list_topics())
             new = [
-                NewTopic(t.name, t.partitions, 1, topic_configs={"retention.ms": str(t.retention_ms)})
+                NewTopic(
+                    t.name, t.partitions, 1, topic_configs={"retention.ms": str(t.retention_ms)}
+                )
                 for t in wanted
                 if t.name not in existing
             ]

@@ -86,7 +86,7 @@ async def qlp_platform(
         mongodb_url=qlp_infra.mongodb_url,
         gateway_port=free_port(),
         dir_=tmp_path_factory.mktemp("platform"),
-        extra_env={"QLP_INTERNAL_AUTH_SECRET": "e2e-internal-secret"},
+        extra_env={"QLP_INTERNAL_AUTH_SECRET": "e2e-internal-secret", "QLP_TENANT_GUARD": "1"},
     )
     try:
         await rt.start()
