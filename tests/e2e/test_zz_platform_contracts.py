@@ -52,4 +52,3 @@ async def test_no_query_crossed_a_tenant(qlp_platform: Any) -> None:
             if hits:
                 bad[name] = hits
     assert not bad, bad
-
