@@ -26,9 +26,16 @@ from qlp_infra.embedded import Proc, free_port, port_open, start_kafka, start_mo
 from qlp_infra.topics import provision
 
 __all__ = ["Runtime", "State", "down", "provision", "read_state", "running_state"]
-from qlp_kit.serve import installed_services
 
 GATEWAY = "gateway"
+SERVICES_GROUP = "qlp.services"  # the entry-point group every service registers in
+
+
+def installed_services() -> list[str]:
+    """Names of the installed services (without importing them: the CLI stays quick)."""
+    from importlib.metadata import entry_points
+
+    return sorted({ep.name for ep in entry_points(group=SERVICES_GROUP)})
 
 
 @dataclass
@@ -50,13 +57,18 @@ def state_dir() -> Path:
 
 
 def _alive(pid: int) -> bool:
+    """True for a running process; an exited one awaiting its reaper (zombie) is dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def read_state() -> State | None:
