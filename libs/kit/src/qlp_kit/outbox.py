@@ -137,7 +137,10 @@ class OutboxRelay:
         for name in self.collections:
             coll = self.db[name]
             docs = [
-                d async for d in coll.find({PENDING: 1}, {OUTBOX: 1, SEQ: 1}).limit(self.batch_size)
+                d
+                async for d in coll.find(
+                    {PENDING: 1}, {OUTBOX: 1, SEQ: 1}, comment=RELAY_COMMENT
+                ).limit(self.batch_size)
             ]
             if not docs:
                 continue

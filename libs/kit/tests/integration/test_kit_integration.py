@@ -172,3 +172,28 @@ async def test_tenant_guard_counts_unscoped_queries(qlp_infra: TestInfra, unique
     finally:
         await m.client.drop_database(name)
         await m.close()
+
+
+async def test_relay_queries_pass_the_tenant_guard(qlp_infra: TestInfra, unique: str) -> None:
+    """The relay spans tenants by design and says so; nothing it does is a violation."""
+    name = f"relayguard_{unique}"
+    m = Mongo(qlp_infra.mongodb_url, name, tenant_guard=["aggs"])
+    producer = Producer(qlp_infra.kafka)
+    await producer.start()
+    try:
+        ev = stage(
+            usage.UsageRecorded(org_id="org_a", meter="m", quantity=1),
+            org_id="org_a",
+            key="agg",
+            source="qlp/test",
+            topic=f"qlp.test.{unique}",
+        )
+        await m.tenant("aggs", "org_a").insert_one(with_outbox({"_id": "agg"}, [ev]))
+        relay = OutboxRelay(m.db, ["aggs"], producer)
+        assert await relay.drain_once() == 1
+        assert await relay.drain_once() == 0
+        assert m.guard is not None and m.guard.violations == []
+    finally:
+        await producer.stop()
+        await m.client.drop_database(name)
+        await m.close()
