@@ -66,9 +66,9 @@ integration: sync ## tests against the real broker and database
 charts: sync ## render, lint and validate every chart
 	@$(RUN) pytest -q tests/charts
 
-bench: sync ## run the benchmarks; results land in benchmarks/results/
-	@$(RUN) python -m benchmarks.outbox
-	@$(RUN) python -m benchmarks.make_up
+bench: sync ## run every benchmark (or BENCH=outbox); results land in benchmarks/results/
+	@set -e; for b in $(if $(BENCH),$(BENCH),$(basename $(notdir $(wildcard benchmarks/[a-z]*.py)))); do \
+		echo "== benchmarks.$$b"; $(RUN) python -m benchmarks.$$b; done
 
 clean: ## remove local state and caches
 	rm -rf .qlp .pytest_cache .mypy_cache .ruff_cache
