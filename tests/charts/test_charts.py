@@ -472,8 +472,11 @@ def test_service_chart_runs_its_image_and_entry(
     workload = render.named(kind, fullname)
     (container,) = _pod_spec(workload)["containers"]
     assert container["image"] == f"{IMAGE_PREFIX}{service}:{render.app_version}"
-    assert container["command"] == ["python", "-m", "qlp_kit.serve"]
-    assert container["args"] == [service]
+    if service == "agent":  # the agent is a CLI of its own, not a platform service
+        assert container["command"] == ["qlp-agent"] and container["args"] == ["run"]
+    else:
+        assert container["command"] == ["python", "-m", "qlp_kit.serve"]
+        assert container["args"] == [service]
     assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
     assert _pod_spec(workload)["serviceAccountName"] == fullname
 
