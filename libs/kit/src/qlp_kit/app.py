@@ -26,6 +26,7 @@ from opentelemetry import trace
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from qlp_kit.consumer import ConsumerRunner, ConsumerSpec, RetryPolicy, register_consumer
+from qlp_kit.inputs import StorableInputMiddleware
 from qlp_kit.logging import configure_logging
 from qlp_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint
 from qlp_kit.mongo import IndexSpec, Mongo
@@ -209,6 +210,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     )
     app.state.ready = False
     install_problem_handlers(app)
+    app.add_middleware(StorableInputMiddleware)
     app.add_middleware(_RequestMiddleware, service=definition.name)
 
     @app.get("/healthz", include_in_schema=False)

@@ -10,7 +10,7 @@ are always checked.
 
     jwks = JwksCache("http://identity:8000/.well-known/jwks.json")
     verifier = JwtVerifier(jwks, issuer="https://qlp.local/identity", audience="qlp-api")
-    claims = await verifier.verify(token)          # raises InvalidToken
+    claims = await verifier.verify(token)  # InvalidToken, or KeysUnavailable
     principal = principal_from_claims(claims)
 """
 
@@ -57,6 +57,10 @@ class InvalidToken(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class KeysUnavailable(Exception):
+    """No key set could be fetched yet: the issuer is unreachable (not the token's fault)."""
 
 
 class KeySource(Protocol):
@@ -147,12 +151,16 @@ class JwksCache:
         return self.last_document or {"keys": []}
 
     async def key_for(self, kid: str) -> Mapping[str, Any] | None:
+        """The key for ``kid``; None when unknown; :class:`KeysUnavailable` when no key
+        set was ever fetched."""
         if not self._fresh():
             await self.refresh()
         key = self._keys.get(kid)
         if key is None:
             await self.refresh()
             key = self._keys.get(kid)
+        if key is None and self.last_document is None:
+            raise KeysUnavailable(f"cannot fetch the JWKS from {self.url or 'the fetcher'}")
         return key
 
 

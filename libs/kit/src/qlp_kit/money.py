@@ -104,3 +104,42 @@ class Money:
             if exp
             else f"{sign}{whole} {self.currency}"
         )
+
+
+# --- API models (every service's request/response money looks the same) -----------
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator  # noqa: E402
+
+MAX_MINOR_UNITS = 10**12
+
+
+class MoneyIn(BaseModel):
+    """``{"amount": <integer minor units>, "currency": "USD"}`` in a request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(ge=0, le=MAX_MINOR_UNITS, description="integer minor units")
+    currency: str = Field(default="USD", description="ISO 4217 code the platform prices in")
+
+    @field_validator("currency")
+    @classmethod
+    def _supported(cls, v: str) -> str:
+        if v not in CURRENCY_EXPONENT:
+            raise ValueError(f"unsupported currency {v!r}; one of {sorted(CURRENCY_EXPONENT)}")
+        return v
+
+    def to_money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class PositiveMoneyIn(MoneyIn):
+    amount: int = Field(gt=0, le=MAX_MINOR_UNITS, description="integer minor units, above zero")
+
+
+class MoneyOut(BaseModel):
+    amount: int
+    currency: str = "USD"
+
+    @classmethod
+    def of(cls, money: Money) -> MoneyOut:
+        return cls(amount=money.amount, currency=money.currency)

@@ -44,6 +44,12 @@ SEQ = "_outbox_seq"
 
 _order = itertools.count()
 RELAY_COMMENT = f"{CROSS_TENANT}: outbox relay"
+# nx-27017 silently skips an update with 127 or more field operations; stay well below.
+MAX_FIELDS_PER_UPDATE = 100
+
+
+class TooManyEvents(ValueError):
+    """One write can carry at most ``MAX_FIELDS_PER_UPDATE`` fields with its events."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,9 @@ def outbox_update(events: Sequence[Staged], update: dict[str, Any] | None = None
         sets[f"{OUTBOX}.{ev.event_id}"] = ev.entry
     sets[PENDING] = 1
     out.setdefault("$inc", {})[SEQ] = 1
+    fields = sum(len(v) for v in out.values() if isinstance(v, dict))
+    if fields > MAX_FIELDS_PER_UPDATE:
+        raise TooManyEvents(f"{fields} fields in one update; split the change")
     return out
 
 
@@ -155,12 +164,14 @@ class OutboxRelay:
                     )
                 seq = int(doc.get(SEQ, 0))
                 by_seq.setdefault(seq, []).append(doc["_id"])
-                if entries:
-                    # Used only if a writer staged more events after this read.
+                # Used only if a writer staged more events after this read. Chunked:
+                # the embedded database ignores updates with many field operations.
+                keys = [f"{OUTBOX}.{eid}" for eid, _ in entries]
+                for i in range(0, len(keys), MAX_FIELDS_PER_UPDATE):
                     fallback.append(
                         UpdateOne(
                             {"_id": doc["_id"], SEQ: {"$ne": seq}},
-                            {"$unset": {f"{OUTBOX}.{eid}": "" for eid, _ in entries}},
+                            {"$unset": dict.fromkeys(keys[i : i + MAX_FIELDS_PER_UPDATE], "")},
                         )
                     )
             faults.hit("relay.before_publish")

@@ -197,3 +197,46 @@ async def test_relay_queries_pass_the_tenant_guard(qlp_infra: TestInfra, unique:
         await producer.stop()
         await m.client.drop_database(name)
         await m.close()
+
+
+async def test_relay_clears_a_busy_document_with_many_pending_events(
+    qlp_infra: TestInfra, mongo_db: Any, unique: str
+) -> None:
+    """A document that keeps changing while the relay works is cleared entry by entry,
+    in chunks small enough for the database to apply (nothing is republished forever)."""
+    topic = f"qlp.test.{unique}"
+    coll = mongo_db["busy"]
+    await coll.insert_one(with_outbox({"_id": "agg"}, []))
+    for i in range(300):
+        ev = stage(
+            usage.UsageRecorded(org_id="org_a", meter="m", quantity=i),
+            org_id="org_a",
+            key="agg",
+            source="qlp/test",
+            topic=topic,
+        )
+        await coll.update_one({"_id": "agg"}, outbox_update([ev]))
+    producer = Producer(qlp_infra.kafka)
+    await producer.start()
+    try:
+        relay = OutboxRelay(mongo_db, ["busy"], producer)
+        original = relay.producer.send_many
+
+        async def send_then_stage_one_more(records: Any) -> None:
+            await original(records)
+            if relay.published == 0:  # a writer stages another event mid-batch, once
+                ev = stage(
+                    usage.UsageRecorded(org_id="org_a", meter="m", quantity=999),
+                    org_id="org_a",
+                    key="agg",
+                    source="qlp/test",
+                    topic=topic,
+                )
+                await coll.update_one({"_id": "agg"}, outbox_update([ev]))
+
+        relay.producer.send_many = send_then_stage_one_more  # type: ignore[method-assign]
+        assert await relay.drain_once() == 300
+        assert await relay.drain_once() == 1  # only the event staged meanwhile
+        assert await relay.drain_once() == 0
+    finally:
+        await producer.stop()

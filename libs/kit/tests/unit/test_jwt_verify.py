@@ -20,6 +20,7 @@ from qlp_kit.jwt_verify import (
     InvalidToken,
     JwksCache,
     JwtVerifier,
+    KeysUnavailable,
     StaticKeys,
     principal_from_claims,
 )
@@ -253,3 +254,14 @@ async def test_verified_tokens_are_cached_until_they_expire(
         with pytest.raises(InvalidToken):
             await v.verify(bad)
     assert bad not in v._verified
+
+
+async def test_unreachable_issuer_is_not_an_invalid_token(
+    ed_key: ed25519.Ed25519PrivateKey,
+) -> None:
+    async def down() -> dict[str, Any]:
+        raise ConnectionError("identity is down")
+
+    v = JwtVerifier(JwksCache(fetcher=down), issuer=ISS, audience=AUD)
+    with pytest.raises(KeysUnavailable):
+        await v.verify(sign_ed(ed_key))

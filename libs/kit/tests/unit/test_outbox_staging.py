@@ -44,3 +44,12 @@ def test_insert_form_and_strip() -> None:
     doc = with_outbox({"_id": "agg_1", "org_id": "org_a"}, [ev])
     assert doc[PENDING] == 1 and doc[SEQ] == 1 and ev.event_id in doc[OUTBOX]
     assert strip_outbox(doc) == {"_id": "agg_1", "org_id": "org_a"}
+
+
+def test_an_update_too_large_for_one_write_is_refused() -> None:
+    import pytest
+
+    from qlp_kit.outbox import MAX_FIELDS_PER_UPDATE, TooManyEvents
+
+    with pytest.raises(TooManyEvents):
+        outbox_update([_ev(i) for i in range(MAX_FIELDS_PER_UPDATE)])
