@@ -1,0 +1,104 @@
+"""Thin routes: the merged OpenAPI, identity's JWKS, and the catch-all proxy.
+
+``/docs`` is FastAPI's Swagger UI page (it loads its scripts from a CDN) pointed at
+``/openapi.json``, which here is the merged public document, not the gateway's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+
+from qlp_gateway.service import Gateway
+from qlp_gateway.settings import GatewaySettings
+from qlp_kit.app import Ctx
+from qlp_kit.problems import Problem
+
+EXPOSED_HEADERS = [
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "RateLimit-Policy",
+    "Retry-After",
+    "X-Request-ID",
+    "Idempotent-Replayed",
+    "Location",
+    "WWW-Authenticate",
+]
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Runs inside the kit's lifespan (FastAPI merges router lifespans): serve the
+    merged document at /openapi.json instead of the gateway's own, and answer CORS."""
+    app.router.routes[:] = [
+        r
+        for r in app.router.routes
+        if not (
+            isinstance(r, StarletteRoute)
+            and r.path == app.openapi_url
+            and r.endpoint is not merged_openapi
+        )
+    ]
+    settings = app.state.ctx.settings
+    if isinstance(settings, GatewaySettings) and settings.cors_origins and app.middleware_stack:
+        # The kit builds the app; its middleware stack exists once the server runs, so
+        # CORS wraps it here (outermost: errors get CORS headers too).
+        app.middleware_stack = CORSMiddleware(
+            app.middleware_stack,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "Accept",
+            ],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
+    yield
+
+
+router = APIRouter(lifespan=_lifespan)
+
+
+def _gateway(ctx: Any) -> Gateway:
+    gateway: Gateway = ctx.extras["gateway"]
+    return gateway
+
+
+@router.get("/openapi.json", include_in_schema=False)
+async def merged_openapi(ctx: Ctx) -> JSONResponse:
+    return JSONResponse(await _gateway(ctx).openapi.document())
+
+
+@router.get("/.well-known/jwks.json", include_in_schema=False)
+async def jwks(ctx: Ctx) -> JSONResponse:
+    doc = await _gateway(ctx).jwks.document()
+    if not doc.get("keys"):
+        raise Problem(503, "Service unavailable", "the signing keys are not available")
+    return JSONResponse(doc, headers={"Cache-Control": "public, max-age=300"})
+
+
+async def proxy(request: Request) -> Response:
+    return await _gateway(request.app.state.ctx).handle(request)
+
+
+# A plain Starlette route, last: no dependency solving or body inspection on the hot path.
+router.routes.append(
+    StarletteRoute(
+        "/{path:path}",
+        proxy,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"],
+        include_in_schema=False,
+    )
+)

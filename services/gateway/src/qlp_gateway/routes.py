@@ -1,0 +1,64 @@
+"""The route table: which service answers a public path, whether it needs a caller,
+and how large its request body may be. Pure; no I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: Public path prefixes and the service behind each (first match wins).
+ROUTE_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("/v1/auth", "identity"),
+    ("/v1/me", "identity"),
+    ("/v1/orgs", "identity"),
+    ("/v1/api-keys", "identity"),
+    ("/v1/billing", "billing"),
+    ("/v1/generations", "generation"),
+    ("/v1/projects", "generation"),
+    ("/v1/marketplace", "marketplace"),
+    ("/v1/providers", "scheduler"),
+    ("/v1/gpu", "scheduler"),
+)
+
+#: Paths that need no caller (exact match; any method, the service decides the rest).
+PUBLIC_PATHS = frozenset(
+    {
+        "/v1/auth/signup",
+        "/v1/auth/login",
+        "/v1/auth/refresh",
+        "/v1/auth/logout",
+        "/v1/auth/invitations/accept",
+    }
+)
+
+#: Path prefixes that need no caller: payment-provider webhooks (the service checks
+#: the provider's signature).
+PUBLIC_PREFIXES: tuple[str, ...] = ("/v1/billing/webhooks/",)
+
+#: Paths whose bodies may be large (checkpoint uploads from provider agents).
+_LARGE_BODY = re.compile(r"^/v1/providers/.+/checkpoints(/.*)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    service: str
+    public: bool
+    large_body: bool
+
+
+def resolve(path: str) -> Route | None:
+    """The route for a request path, or None when no service exposes it."""
+    if "//" in path or "/../" in path or path.endswith("/.."):
+        return None
+    for prefix, service in ROUTE_PREFIXES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return Route(
+                service=service,
+                public=path.rstrip("/") in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES),
+                large_body=bool(_LARGE_BODY.match(path)),
+            )
+    return None
+
+
+def body_limit(route: Route, default: int, large: int) -> int:
+    return large if route.large_body else default

@@ -1,0 +1,338 @@
+"""The gateway's request pipeline: route → authenticate → rate-limit → (idempotency)
+→ forward with the signed principal. Routes in api.py only call :meth:`Gateway.handle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+
+from qlp_gateway import idempotency as idem
+from qlp_gateway.authn import ApiKeyVerifier, Authenticator
+from qlp_gateway.metrics import IDEMPOTENCY, REJECTED, UPSTREAM_LATENCY, UPSTREAM_REQUESTS
+from qlp_gateway.openapi import OpenApiCache
+from qlp_gateway.proxy import (
+    LimitedBody,
+    Upstreams,
+    buffered_response,
+    request_headers,
+    too_large,
+    upstream_response,
+)
+from qlp_gateway.ratelimit import Decision, RateLimiter
+from qlp_gateway.repository import IdempotencyRepository, PlanRepository
+from qlp_gateway.routes import Route, body_limit, resolve
+from qlp_gateway.settings import GatewaySettings
+from qlp_kit.auth import Principal, sign_principal
+from qlp_kit.jwt_verify import JwksCache, JwtVerifier
+from qlp_kit.mongo import utcnow
+from qlp_kit.problems import Problem
+
+log = structlog.get_logger("qlp.gateway")
+
+PLANS = ("free", "starter", "professional", "enterprise")
+
+
+@dataclass
+class PlanCache:
+    """The plan of each org: billing's events (via MongoDB) with a short memory cache."""
+
+    repo: PlanRepository
+    default: str = "free"
+    ttl_s: float = 5.0
+    _memo: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    async def plan_of(self, org_id: str) -> str:
+        hit = self._memo.get(org_id)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        try:
+            plan = await asyncio.wait_for(self.repo.get(org_id), 1.0) or self.default
+        except Exception as exc:  # the cache's store is down or slow: fall back, do not fail
+            log.warning("plan lookup failed", org_id=org_id, error=str(exc))
+            plan = hit[1] if hit else self.default
+        if len(self._memo) > 100_000:
+            self._memo.clear()
+        self._memo[org_id] = (now + self.ttl_s, plan)
+        return plan
+
+    def remember(self, org_id: str, plan: str) -> None:
+        self._memo[org_id] = (time.monotonic() + self.ttl_s, plan)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, db: Any) -> None:
+        self.settings = settings
+        self.services = settings.upstreams()
+        self.upstreams = Upstreams(
+            settings.upstream_connect_timeout_s,
+            settings.upstream_timeout_s,
+            settings.upstream_max_connections,
+        )
+        client = self.upstreams.client
+        jwks_url = settings.jwks_endpoint()
+        self.jwks = JwksCache(
+            jwks_url or "http://identity.invalid/.well-known/jwks.json",
+            ttl_s=settings.jwks_ttl_s,
+            min_refetch_interval_s=settings.jwks_min_refetch_interval_s,
+            client=client,
+        )
+        self.authenticator = Authenticator(
+            JwtVerifier(
+                self.jwks,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                algorithms=settings.jwt_algorithms,
+                leeway_s=settings.jwt_leeway_s,
+            ),
+            ApiKeyVerifier(
+                client,
+                self.services.get("identity"),
+                settings.internal_auth_secret,
+                ttl_s=settings.api_key_cache_ttl_s,
+                negative_ttl_s=settings.api_key_negative_cache_ttl_s,
+                max_entries=settings.api_key_cache_size,
+            ),
+        )
+        self.limiter = RateLimiter(60.0, settings.rate_limit_max_buckets)
+        self.plans = PlanCache(PlanRepository(db), settings.default_plan, settings.plan_cache_ttl_s)
+        self.idempotency = IdempotencyRepository(db)
+        self.openapi = OpenApiCache(
+            client,
+            self.services,
+            ttl_s=settings.openapi_ttl_s,
+            timeout_s=settings.openapi_fetch_timeout_s,
+        )
+
+    async def close(self) -> None:
+        await self.upstreams.close()
+
+    # -- the pipeline ---------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            return await self._handle(request)
+        except Problem as exc:
+            REJECTED.labels(exc.type.rsplit("/", 1)[-1]).inc()
+            raise
+
+    async def _send(
+        self,
+        route: Route,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        content: bytes | Any,
+        body: LimitedBody | None,
+    ) -> Any:
+        start = time.perf_counter()
+        resp = await self.upstreams.send(method, url, headers, content, body, route.service)
+        UPSTREAM_LATENCY.labels(route.service).observe(time.perf_counter() - start)
+        UPSTREAM_REQUESTS.labels(route.service, str(resp.status_code)).inc()
+        return resp
+
+    async def _handle(self, request: Request) -> Response:
+        path = request.url.path
+        route = resolve(path)
+        if route is None:
+            raise Problem(404, "Not found", f"no public API at {path}")
+        principal: Principal | None = None
+        if not route.public:
+            principal = await self.authenticate(request)
+        decision = await self.rate_limit(request, principal)
+        limit_headers = decision.headers() if decision else {}
+        if decision is not None and not decision.allowed:
+            raise Problem(
+                429,
+                "Too many requests",
+                f"rate limit of {decision.limit} requests per minute reached ({decision.scope})",
+                type_="rate-limited",
+                headers=limit_headers,
+                retry_after_s=decision.retry_after_s,
+            )
+        base = self.services.get(route.service)
+        if base is None:
+            raise Problem(
+                503,
+                "Service unavailable",
+                f"the {route.service} service is not available",
+                type_="service-unavailable",
+                service=route.service,
+                headers=limit_headers,
+            )
+        limit = body_limit(route, self.settings.max_body_bytes, self.settings.max_upload_bytes)
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise too_large(limit)
+        headers = self.forward_headers(request, route, principal)
+        # Forward the path as the client encoded it (routing used the decoded one).
+        raw_path = request.scope.get("raw_path")
+        url = base + (raw_path.decode("latin-1") if raw_path else path)
+        if request.url.query:
+            url += f"?{request.url.query}"
+        key = request.headers.get(idem.HEADER)
+        if key is not None and request.method == "POST" and principal is not None:
+            return await self.idempotent(
+                request, route, url, headers, principal, key, limit, limit_headers
+            )
+        body = LimitedBody(request, limit)
+        has_body = request.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or bool(
+            declared and declared != "0"
+        )
+        resp = await self._send(
+            route, request.method, url, headers, body.stream() if has_body else None, body
+        )
+        return await upstream_response(resp, limit_headers)
+
+    async def authenticate(self, request: Request) -> Principal:
+        """The caller; a client address with too many failures is refused up front
+        (guessing API keys or flooding bad tokens costs identity calls and CPU)."""
+        key = f"authfail:{client_address(request)}"
+        limit = self.settings.auth_failures_per_minute
+        if self.settings.rate_limit_enabled and self.limiter.exhausted(key, limit):
+            raise Problem(
+                429,
+                "Too many failed authentications",
+                "too many failed authentications from this address; try again later",
+                type_="rate-limited",
+                headers={"Retry-After": "60"},
+            )
+        try:
+            return await self.authenticator.authenticate(request.headers.get("authorization"))
+        except Problem as exc:
+            if exc.status == 401 and self.settings.rate_limit_enabled:
+                self.limiter.check([(key, limit)])
+            raise
+
+    def forward_headers(
+        self, request: Request, route: Route, principal: Principal | None
+    ) -> list[tuple[str, str]]:
+        headers = request_headers(
+            request.headers.items(), keep_authorization=route.service == "identity"
+        )
+        rid = getattr(request.state, "request_id", None)
+        if rid:
+            headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
+            headers.append(("x-request-id", rid))
+        headers.append(("x-forwarded-for", client_address(request)))
+        headers.append(("x-forwarded-proto", request.url.scheme))
+        if request.headers.get("host"):
+            headers.append(("x-forwarded-host", request.headers["host"]))
+        if principal is not None:
+            headers += sign_principal(principal, self.settings.internal_auth_secret).items()
+        return headers
+
+    async def rate_limit(self, request: Request, principal: Principal | None) -> Decision | None:
+        if not self.settings.rate_limit_enabled:
+            return None
+        if principal is None:
+            return self.limiter.check(
+                [(f"ip:{client_address(request)}", self.settings.anonymous_per_minute)]
+            )
+        plan = await self.plans.plan_of(principal.org_id)
+        limits = self.settings.plan_limits.get(plan) or self.settings.plan_limits.get(
+            self.settings.default_plan
+        )
+        if limits is None:
+            return None
+        checks = [(f"org:{principal.org_id}", limits.org_per_minute)]
+        if principal.kind == "api_key":
+            checks.append((f"key:{principal.subject}", limits.key_per_minute))
+        return self.limiter.check(checks)
+
+    async def idempotent(
+        self,
+        request: Request,
+        route: Route,
+        url: str,
+        headers: list[tuple[str, str]],
+        principal: Principal,
+        key: str,
+        limit: int,
+        limit_headers: dict[str, str],
+    ) -> Response:
+        if not idem.valid_key(key):
+            raise Problem(
+                400,
+                "Bad request",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                type_="invalid-idempotency-key",
+            )
+        body = LimitedBody(request, limit)
+        try:
+            content = await body.read()
+        except Exception:
+            if body.exceeded:
+                raise too_large(limit) from None
+            raise
+        fp = idem.fingerprint(request.method, request.url.path, request.url.query, content)
+        rid = idem.record_id(principal.org_id, key)
+        existing = await self.idempotency.claim(rid, principal.org_id, key, fp)
+        if existing is None:
+            IDEMPOTENCY.labels("claimed").inc()
+        else:
+            outcome = idem.decide(existing, fp, utcnow(), self.settings.idempotency_lock_s)
+            IDEMPOTENCY.labels(outcome).inc()
+            if outcome == "mismatch":
+                raise Problem(
+                    422,
+                    "Idempotency key reused",
+                    "this Idempotency-Key was used with a different request",
+                    type_="idempotency-key-mismatch",
+                    headers=limit_headers,
+                )
+            if outcome == "replay":
+                stored = await self.idempotency.stored(rid)
+                if stored is not None:
+                    status, hdrs, data = stored
+                    return buffered_response(
+                        status,
+                        list(hdrs.items()),
+                        data,
+                        {**limit_headers, idem.REPLAYED_HEADER: "true"},
+                    )
+            if outcome != "take_over" or not await self.idempotency.take_over(
+                rid, existing.claimed_at
+            ):
+                raise Problem(
+                    409,
+                    "Request in progress",
+                    "a request with this Idempotency-Key is still being processed",
+                    type_="idempotency-key-in-flight",
+                    headers={**limit_headers, "Retry-After": "1"},
+                )
+        try:
+            resp = await self._send(route, request.method, url, headers, content, None)
+            try:
+                data = await resp.aread()
+            finally:
+                await resp.aclose()
+        except BaseException:
+            await self.idempotency.release(rid)
+            raise
+        raw = list(resp.headers.multi_items())
+        if (
+            idem.storable(resp.status_code)
+            and len(data) <= self.settings.idempotency_max_response_bytes
+        ):
+            await self.idempotency.complete(rid, resp.status_code, idem.stored_headers(raw), data)
+        else:
+            await self.idempotency.release(rid)
+        return buffered_response(resp.status_code, raw, data, limit_headers)
+
+    # -- plans from billing's events -------------------------------------------------
+
+    async def set_plan(self, org_id: str, plan_id: str, at: Any, event_id: str) -> None:
+        if await self.plans.repo.apply(org_id, plan_id, at, event_id):
+            self.plans.remember(org_id, plan_id)
