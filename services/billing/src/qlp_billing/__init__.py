@@ -1,0 +1,1 @@
+"""QLP billing and metering service."""

@@ -1,0 +1,450 @@
+"""HTTP API under /v1/billing (thin: parse → service → response schema).
+
+Tenant = the verified principal's org. API keys need ``billing:read`` to read and
+``billing:write`` to change; users need the ``owner``, ``admin`` or ``billing`` role
+to change anything. Admin views need the ``platform_admin`` role.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import HTMLResponse
+
+from qlp_billing import metering as M
+from qlp_billing import webhooks
+from qlp_billing.handlers import get_billing
+from qlp_billing.ledger import CREATOR_PAYABLE, PROVIDER_PAYABLE
+from qlp_billing.payments import provider_for
+from qlp_billing.plans import PLANS, UnknownPlan, get_plan
+from qlp_billing.schemas import (
+    BalanceOut,
+    CreditsIn,
+    CreditsOut,
+    CustomLimitsIn,
+    InvoiceList,
+    InvoiceOut,
+    MoneyOut,
+    PayoutIn,
+    PayoutList,
+    PayoutOut,
+    PlanList,
+    PlanOut,
+    QuotaList,
+    QuotaOut,
+    RejectedUsageOut,
+    ReversalIn,
+    SubscriptionIn,
+    SubscriptionOut,
+    UsageOut,
+)
+from qlp_billing.service import Billing, BillingError
+from qlp_billing.settings import BillingSettings
+from qlp_billing.timeutil import dt
+from qlp_kit.app import Ctx
+from qlp_kit.auth import CurrentPrincipal, Principal
+from qlp_kit.ids import new_id
+from qlp_kit.money import Money
+from qlp_kit.problems import Problem
+
+router = APIRouter(prefix="/v1/billing", tags=["billing"])
+admin_router = APIRouter(prefix="/v1/billing/admin", tags=["billing admin"])
+webhook_router = APIRouter(prefix="/v1/billing/webhooks", tags=["billing webhooks"])
+
+WRITE_ROLES = ("owner", "admin", "billing")
+PLATFORM_ADMIN = "platform_admin"
+
+
+def _roles(p: Principal) -> set[str]:
+    return {r.lower().removeprefix("role_") for r in p.roles}
+
+
+def _reader(principal: CurrentPrincipal) -> Principal:
+    if principal.kind == "api_key" and not (
+        principal.has_scope("billing:read") or principal.has_scope("billing:write")
+    ):
+        raise Problem(403, "Forbidden", "this API key lacks the 'billing:read' scope")
+    return principal
+
+
+def _writer(principal: CurrentPrincipal) -> Principal:
+    if principal.kind == "api_key" and not principal.has_scope("billing:write"):
+        raise Problem(403, "Forbidden", "this API key lacks the 'billing:write' scope")
+    if principal.kind == "user" and not _roles(principal) & set(WRITE_ROLES):
+        raise Problem(403, "Forbidden", f"needs one of the roles {list(WRITE_ROLES)}")
+    return principal
+
+
+def _admin(principal: CurrentPrincipal) -> Principal:
+    if PLATFORM_ADMIN not in _roles(principal):
+        raise Problem(403, "Forbidden", "platform administrators only", type_="not-platform-admin")
+    return principal
+
+
+Reader = Annotated[Principal, Depends(_reader)]
+Writer = Annotated[Principal, Depends(_writer)]
+Admin = Annotated[Principal, Depends(_admin)]
+
+
+def _billing(ctx: Any) -> Billing:
+    return get_billing(ctx)
+
+
+def _problem(exc: BillingError) -> Problem:
+    return Problem(exc.status, type(exc).__name__, str(exc), type_=exc.type_)
+
+
+def _plan_out(plan_id: str) -> PlanOut:
+    p = get_plan(plan_id)
+    return PlanOut(
+        id=p.id,
+        name=p.name,
+        price=MoneyOut(amount=p.price.amount, currency=p.price.currency),
+        quotas=[
+            QuotaOut(
+                meter=q.meter,
+                limit=None if q.unlimited else q.limit,
+                unlimited=q.unlimited,
+                overage_allowed=q.overage_allowed,
+            )
+            for q in p.quotas
+        ],
+        api_calls_included=p.api_calls_included,
+        custom=p.custom,
+    )
+
+
+def _sub_out(sub: dict[str, Any]) -> SubscriptionOut:
+    plan = get_plan(sub["plan_id"])
+    quotas = []
+    for meter, q in sorted(sub["quotas"].items()):
+        limit = int(q.get("limit", 0))
+        quotas.append(
+            {"meter": meter, "limit": None if limit < 0 else limit, "unlimited": limit < 0}
+        )
+    return SubscriptionOut(
+        id=sub["subscription_id"],
+        org_id=sub["org_id"],
+        plan=plan.id,
+        status=sub.get("status", "active"),
+        interval=sub.get("interval", "monthly"),
+        price=MoneyOut(amount=plan.price.amount, currency=plan.price.currency),
+        current_period=sub["period"],
+        current_period_start=dt(sub["period_start"]),
+        current_period_end=dt(sub["period_end"]),
+        trial_end=dt(sub["trial_end"]) if sub.get("trial_end") else None,
+        cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
+        scheduled_plan=sub.get("scheduled_plan_id"),
+        quotas=quotas,
+    )
+
+
+# ---- public -------------------------------------------------------------------------
+
+
+@router.get("/plans", response_model=PlanList)
+async def list_plans() -> PlanList:
+    return PlanList(items=[_plan_out(pid) for pid in PLANS])
+
+
+@router.get("/plans/{plan_id}", response_model=PlanOut)
+async def get_plan_view(plan_id: str) -> PlanOut:
+    if plan_id not in PLANS:
+        raise Problem(404, "Not found", "plan not found")
+    return _plan_out(plan_id)
+
+
+@router.get("/subscription", response_model=SubscriptionOut)
+async def get_subscription(ctx: Ctx, principal: Reader) -> SubscriptionOut:
+    return _sub_out(await _billing(ctx).subscription(principal.org_id))
+
+
+@router.put("/subscription", response_model=SubscriptionOut)
+async def put_subscription(ctx: Ctx, principal: Writer, body: SubscriptionIn) -> SubscriptionOut:
+    try:
+        sub = await _billing(ctx).change_plan(
+            principal.org_id,
+            body.plan,
+            trial=body.trial,
+            actor_kind=principal.kind,
+            actor_id=principal.subject,
+        )
+    except UnknownPlan:
+        raise Problem(422, "Unknown plan", f"no plan {body.plan!r}", type_="unknown-plan") from None
+    except BillingError as exc:
+        raise _problem(exc) from None
+    return _sub_out(sub)
+
+
+@router.delete("/subscription", response_model=SubscriptionOut)
+async def cancel_subscription(ctx: Ctx, principal: Writer) -> SubscriptionOut:
+    try:
+        sub = await _billing(ctx).cancel(
+            principal.org_id, actor_kind=principal.kind, actor_id=principal.subject
+        )
+    except BillingError as exc:
+        raise _problem(exc) from None
+    return _sub_out(sub)
+
+
+@router.get("/usage", response_model=UsageOut)
+async def get_usage(
+    ctx: Ctx, principal: Reader, period: Annotated[str | None, Query()] = None
+) -> UsageOut:
+    if period is not None:
+        try:
+            period = M.parse_period(period)
+        except ValueError as exc:
+            raise Problem(400, "Bad period", str(exc), type_="bad-period") from None
+    return UsageOut.model_validate(await _billing(ctx).usage(principal.org_id, period))
+
+
+@router.get("/usage/rejected")
+async def get_rejected_usage(
+    ctx: Ctx, principal: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> dict[str, Any]:
+    docs = await _billing(ctx).store.rejected_usage(principal.org_id, limit)
+    items = [
+        RejectedUsageOut(
+            id=d["_id"],
+            meter=d["meter"],
+            quantity=d["quantity"],
+            occurred_at=dt(d["occurred_at"]),
+            period=d["period"],
+            reason=d.get("reason", ""),
+            received_at=dt(d["received_at"]),
+        ).model_dump(mode="json")
+        for d in docs
+    ]
+    return {"items": items, "next_cursor": None}
+
+
+@router.get("/quotas", response_model=QuotaList)
+async def get_quotas(ctx: Ctx, principal: Reader) -> QuotaList:
+    return QuotaList.model_validate({"items": await _billing(ctx).quotas(principal.org_id)})
+
+
+@router.get("/balance", response_model=BalanceOut)
+async def get_balance(ctx: Ctx, principal: Reader) -> BalanceOut:
+    return BalanceOut.model_validate(await _billing(ctx).balance(principal.org_id))
+
+
+@router.post("/credits", response_model=CreditsOut, status_code=201)
+async def post_credits(
+    ctx: Ctx,
+    principal: Writer,
+    body: CreditsIn,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> CreditsOut:
+    billing = _billing(ctx)
+    payment_id = None
+    if idempotency_key:
+        digest = hashlib.sha256(f"{principal.org_id}|{idempotency_key}".encode()).hexdigest()
+        payment_id = f"pay_{digest[:26]}"
+    payment_id = payment_id or new_id("pay")
+    amount = Money(body.amount.amount, body.amount.currency)
+    port = provider_for(billing.settings.payment_provider, billing.settings.stripe_api_key)
+    if port.name != "prepaid":
+        started = await port.start_top_up(principal.org_id, amount, payment_id)
+        bal = await billing.balance(principal.org_id)
+        return CreditsOut(
+            payment_id=started.provider_payment_id,
+            status=started.status,
+            amount=MoneyOut(amount=amount.amount, currency=amount.currency),
+            balance=MoneyOut.model_validate(bal["balance"]),
+            client_secret=started.client_secret,
+        )
+    try:
+        pid, applied = await billing.top_up(principal.org_id, amount, payment_id, port.name)
+    except (BillingError, ValueError) as exc:
+        if isinstance(exc, BillingError):
+            raise _problem(exc) from None
+        raise Problem(400, "Bad amount", str(exc)) from None
+    bal = await billing.balance(principal.org_id)
+    return CreditsOut(
+        payment_id=pid,
+        status="succeeded" if applied else "duplicate",
+        amount=MoneyOut(amount=body.amount.amount, currency=body.amount.currency),
+        balance=MoneyOut.model_validate(bal["balance"]),
+    )
+
+
+def _inv_out(inv: dict[str, Any]) -> InvoiceOut:
+    data = dict(inv)
+    data["id"] = data.pop("_id", data.get("id"))
+    for k in ("period_start", "period_end", "issued_at", "due_at", "paid_at"):
+        if data.get(k) is not None:
+            data[k] = dt(data[k])
+    return InvoiceOut.model_validate(data)
+
+
+@router.get("/invoices", response_model=InvoiceList)
+async def list_invoices(
+    ctx: Ctx,
+    principal: Reader,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> InvoiceList:
+    try:
+        docs, nxt = await _billing(ctx).store.page_invoices(principal.org_id, limit, cursor)
+    except ValueError:
+        raise Problem(400, "Bad cursor", "malformed cursor") from None
+    return InvoiceList(items=[_inv_out(d) for d in docs], next_cursor=nxt)
+
+
+@router.get("/invoices/upcoming", response_model=InvoiceOut)
+async def upcoming_invoice(ctx: Ctx, principal: Reader) -> InvoiceOut:
+    return _inv_out(await _billing(ctx).upcoming_invoice(principal.org_id))
+
+
+@router.get("/invoices/{invoice_id}", response_model=InvoiceOut)
+async def get_invoice(ctx: Ctx, principal: Reader, invoice_id: str) -> InvoiceOut:
+    try:
+        return _inv_out(await _billing(ctx).invoice(principal.org_id, invoice_id))
+    except BillingError as exc:
+        raise _problem(exc) from None
+
+
+@router.get("/invoices/{invoice_id}/html", response_class=HTMLResponse)
+async def get_invoice_html(ctx: Ctx, principal: Reader, invoice_id: str) -> HTMLResponse:
+    from qlp_billing.service import invoice_html
+
+    try:
+        inv = await _billing(ctx).invoice(principal.org_id, invoice_id)
+    except BillingError as exc:
+        raise _problem(exc) from None
+    return HTMLResponse(
+        invoice_html(inv),
+        headers={"content-disposition": f'attachment; filename="{invoice_id}.html"'},
+    )
+
+
+@router.get("/payouts", response_model=PayoutList)
+async def list_payouts(
+    ctx: Ctx,
+    principal: Reader,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> PayoutList:
+    try:
+        items, nxt = await _billing(ctx).payouts(principal.org_id, limit, cursor)
+    except ValueError:
+        raise Problem(400, "Bad cursor", "malformed cursor") from None
+    return PayoutList(items=[PayoutOut.model_validate(i) for i in items], next_cursor=nxt)
+
+
+@router.post("/payouts", response_model=PayoutOut, status_code=201)
+async def request_payout(ctx: Ctx, principal: Writer, body: PayoutIn) -> PayoutOut:
+    kind = PROVIDER_PAYABLE if body.kind == "provider" else CREATOR_PAYABLE
+    try:
+        res = await _billing(ctx).payout(principal.org_id, kind)
+    except BillingError as exc:
+        raise _problem(exc) from None
+    if res is None:
+        raise Problem(
+            409, "Nothing to pay out", "the payable balance is zero", type_="nothing-to-pay"
+        )
+    return PayoutOut(
+        id=res["payout_id"],
+        kind=body.kind,
+        amount=MoneyOut(amount=res["amount"]),
+        status="issued",
+        issued_at=res["issued_at"],
+    )
+
+
+# ---- admin (role platform_admin) -----------------------------------------------------
+
+
+@admin_router.get("/metrics")
+async def admin_metrics(
+    ctx: Ctx, principal: Admin, period: Annotated[str | None, Query()] = None
+) -> dict[str, Any]:
+    if period is not None:
+        try:
+            period = M.parse_period(period)
+        except ValueError as exc:
+            raise Problem(400, "Bad period", str(exc), type_="bad-period") from None
+    return await _billing(ctx).admin_metrics(period)
+
+
+@admin_router.put("/orgs/{org_id}/quotas", response_model=SubscriptionOut)
+async def admin_custom_limits(
+    ctx: Ctx, principal: Admin, org_id: str, body: CustomLimitsIn
+) -> SubscriptionOut:
+    try:
+        return _sub_out(await _billing(ctx).set_custom_limits(org_id, body.limits))
+    except BillingError as exc:
+        raise _problem(exc) from None
+
+
+@admin_router.get("/ledger/check")
+async def admin_ledger_check(ctx: Ctx, principal: Admin) -> dict[str, Any]:
+    return (await _billing(ctx).ledger_check()).to_dict()
+
+
+@admin_router.post("/transactions/{txn_id}/reversal", status_code=201)
+async def admin_reverse(
+    ctx: Ctx, principal: Admin, txn_id: str, body: ReversalIn
+) -> dict[str, str]:
+    try:
+        rid = await _billing(ctx).reverse(txn_id, body.reason)
+    except BillingError as exc:
+        raise _problem(exc) from None
+    return {"id": rid, "reverses": txn_id}
+
+
+@admin_router.post("/orgs/{org_id}/invoices/{invoice_id}/void", response_model=InvoiceOut)
+async def admin_void(ctx: Ctx, principal: Admin, org_id: str, invoice_id: str) -> InvoiceOut:
+    try:
+        return _inv_out(await _billing(ctx).void_invoice(org_id, invoice_id))
+    except BillingError as exc:
+        raise _problem(exc) from None
+
+
+# ---- payment provider webhooks (no principal: the signature authenticates) --------
+
+
+@webhook_router.post("/stripe")
+async def stripe_webhook(
+    request: Request,
+    ctx: Ctx,
+    stripe_signature: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    settings = ctx.settings
+    assert isinstance(settings, BillingSettings)
+    payload = await request.body()
+    secrets = [s for s in settings.stripe_webhook_secrets.split(",") if s]
+    try:
+        webhooks.verify(
+            payload,
+            stripe_signature or "",
+            secrets,
+            now=time.time(),
+            tolerance_s=settings.stripe_webhook_tolerance_s,
+        )
+    except webhooks.SignatureError as exc:
+        raise Problem(400, "Bad signature", str(exc), type_="bad-webhook-signature") from None
+    try:
+        event = json.loads(payload)
+        event_id = str(event["id"])
+        event_type = str(event.get("type", ""))
+    except (ValueError, KeyError, TypeError):
+        raise Problem(400, "Bad payload", "not a webhook event") from None
+    billing = _billing(ctx)
+    if not await billing.store.remember_webhook(
+        event_id, {"type": event_type, "received_at": time.time()}
+    ):
+        return {"received": True, "duplicate": True}
+    if event_type == "payment_intent.succeeded":
+        obj = (event.get("data") or {}).get("object") or {}
+        org_id = str((obj.get("metadata") or {}).get("org_id", ""))
+        amount = int(obj.get("amount_received") or obj.get("amount") or 0)
+        currency = str(obj.get("currency", "usd")).upper()
+        if org_id and amount > 0:
+            await billing.top_up(org_id, Money(amount, currency), str(obj.get("id")), "stripe")
+    return {"received": True, "duplicate": False}

@@ -1,0 +1,179 @@
+"""Invoice lines, pure: subscription, proration, usage by meter, marketplace and GPU
+compute. Usage above what the plan includes is priced with the plan data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from qlp_billing.metering import MeterAggregate
+from qlp_billing.plans import (
+    API_CALLS,
+    COMPUTE_MINUTES,
+    HOURS_PER_MONTH,
+    PREMIUM_MULTIPLIER,
+    STORAGE_GB_HOURS,
+    TIERS,
+    USAGE_PRICES,
+    Plan,
+)
+
+SUBSCRIPTION = "subscription"
+PRORATION = "proration"
+USAGE = "usage"
+MARKETPLACE = "marketplace"
+GPU_COMPUTE = "gpu_compute"
+CREDIT = "credit"
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: str
+    description: str
+    amount: int
+    quantity: int = 1
+    meter: str = ""
+    #: Already paid from the prepaid balance when it happened (informational).
+    prepaid: bool = False
+
+    def to_dict(self, currency: str = "USD") -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "description": self.description,
+            "meter": self.meter,
+            "quantity": self.quantity,
+            "amount": {"amount": self.amount, "currency": currency},
+            "prepaid": self.prepaid,
+        }
+
+
+def prorate(amount: int, remaining_s: int, period_s: int) -> int:
+    """``amount`` * remaining/period, rounded half away from zero."""
+    if period_s <= 0:
+        return 0
+    sign = -1 if amount < 0 else 1
+    return sign * ((2 * abs(amount) * max(remaining_s, 0) + period_s) // (2 * period_s))
+
+
+def generation_lines(plan: Plan, aggs: Mapping[str, MeterAggregate]) -> list[Line]:
+    """Generations by tier; the plan's included generations waive the most expensive
+    tiers first; premium-model generations cost twice."""
+    included = plan.generations_included
+    lines = []
+    for tier in reversed(TIERS):
+        meter = f"generations.{tier}"
+        agg = aggs.get(meter)
+        if agg is None or agg.sum <= 0:
+            continue
+        # premium units first (they cost more), then standard ones
+        premium = min(agg.premium_sum, agg.sum)
+        standard = agg.sum - premium
+        waived_p = min(premium, included)
+        included -= waived_p
+        waived_s = min(standard, included)
+        included -= waived_s
+        price = USAGE_PRICES[meter]
+        amount = price.cost(premium - waived_p, PREMIUM_MULTIPLIER) + price.cost(
+            standard - waived_s
+        )
+        lines.append(
+            Line(
+                USAGE,
+                f"Generations {tier.upper()} ({agg.sum}, {agg.sum - (premium - waived_p) - (standard - waived_s)} included)",
+                amount,
+                agg.sum,
+                meter,
+            )
+        )
+    return lines
+
+
+def usage_lines(plan: Plan, aggs: Mapping[str, MeterAggregate]) -> list[Line]:
+    lines = generation_lines(plan, aggs)
+    if (a := aggs.get(API_CALLS)) and a.sum > 0:
+        billable = max(a.sum - plan.api_calls_included, 0)
+        lines.append(
+            Line(
+                USAGE,
+                f"API calls ({a.sum}, {a.sum - billable} included)",
+                USAGE_PRICES[API_CALLS].cost(billable),
+                a.sum,
+                API_CALLS,
+            )
+        )
+    if (a := aggs.get(STORAGE_GB_HOURS)) and a.sum > 0:
+        billable = max(a.sum - plan.storage_gb_included * HOURS_PER_MONTH, 0)
+        lines.append(
+            Line(
+                USAGE,
+                f"Storage ({a.sum} GB-hours, {a.sum - billable} included)",
+                USAGE_PRICES[STORAGE_GB_HOURS].cost(billable),
+                a.sum,
+                STORAGE_GB_HOURS,
+            )
+        )
+    if (a := aggs.get(COMPUTE_MINUTES)) and a.sum > 0:
+        premium = min(a.premium_sum, a.sum)
+        price = USAGE_PRICES[COMPUTE_MINUTES]
+        lines.append(
+            Line(
+                USAGE,
+                f"Compute ({a.sum} minutes)",
+                price.cost(premium, PREMIUM_MULTIPLIER) + price.cost(a.sum - premium),
+                a.sum,
+                COMPUTE_MINUTES,
+            )
+        )
+    return lines
+
+
+def invoice_lines(
+    *,
+    plan_at_start: Plan,
+    trial: bool,
+    plan_for_usage: Plan,
+    charges: Iterable[Mapping[str, Any]],
+    aggs: Mapping[str, MeterAggregate],
+    ledger_txns: Iterable[Mapping[str, Any]],
+) -> list[Line]:
+    lines = [
+        Line(
+            SUBSCRIPTION,
+            f"{plan_at_start.name} plan" + (" (trial)" if trial else ""),
+            0 if trial else plan_at_start.price.amount,
+        )
+    ]
+    for c in charges:
+        lines.append(Line(str(c.get("kind", PRORATION)), str(c["description"]), int(c["amount"])))
+    lines += usage_lines(plan_for_usage, aggs)
+    for t in ledger_txns:
+        if t.get("kind") == "sale":
+            amount = sum(-int(x["amount"]) for x in t["legs"] if int(x["amount"]) < 0)
+            ref = (t.get("refs") or {}).get("purchase_id", "")
+            lines.append(Line(MARKETPLACE, f"Marketplace purchase {ref}", amount, prepaid=True))
+        elif t.get("kind") == "escrow_settle":
+            refs = t.get("refs") or {}
+            refund = sum(
+                -int(x["amount"])
+                for x in t["legs"]
+                if str(x["account"]).startswith("customer_balance:")
+            )
+            held = sum(int(x["amount"]) for x in t["legs"] if int(x["amount"]) > 0)
+            lines.append(
+                Line(
+                    GPU_COMPUTE,
+                    f"GPU job {refs.get('job_id', '')}",
+                    held - refund,
+                    prepaid=True,
+                )
+            )
+    return lines
+
+
+def totals(lines: Iterable[Line]) -> tuple[int, int]:
+    """(total of all lines, amount due = total minus what was prepaid)."""
+    ls = list(lines)
+    total = sum(x.amount for x in ls)
+    prepaid = sum(x.amount for x in ls if x.prepaid)
+    return total, total - prepaid
