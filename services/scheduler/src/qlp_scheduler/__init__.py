@@ -1,0 +1,1 @@
+"""QLP GPU scheduler service."""

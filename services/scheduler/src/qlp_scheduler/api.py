@@ -1,0 +1,441 @@
+"""HTTP API: the provider agent API (``/v1/providers``, scope ``provider:agent``) and
+the consumer API (``/v1/gpu``, scope ``gpu:jobs``). Thin: parse, call the engine, map."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from qlp_kit.app import Ctx
+from qlp_kit.auth import Principal, require_scope
+from qlp_kit.mongo import as_utc, decode_cursor, encode_cursor, utcnow
+from qlp_kit.problems import Problem
+from qlp_scheduler import schemas as M
+from qlp_scheduler import service as S
+from qlp_scheduler.engine import Scheduler
+
+T = TypeVar("T")
+
+AGENT = require_scope("provider:agent")
+CONSUMER = require_scope("gpu:jobs")
+AgentPrincipal = Annotated[Principal, AGENT]
+ConsumerPrincipal = Annotated[Principal, CONSUMER]
+
+providers = APIRouter(prefix="/v1/providers", tags=["providers"])
+gpu = APIRouter(prefix="/v1/gpu", tags=["gpu"])
+
+
+def engine(ctx: Any) -> Scheduler:
+    sched: Scheduler = ctx.extras["scheduler"]
+    return sched
+
+
+async def call(aw: Awaitable[T]) -> T:
+    """Map domain errors to problems."""
+    try:
+        return await aw
+    except S.NotFound as exc:
+        raise Problem(404, "Not found", f"{exc} not found") from None
+    except S.StaleEpoch as exc:
+        raise Problem(
+            409,
+            "Stale epoch",
+            str(exc),
+            type_="stale-epoch",
+            current_epoch=exc.current,
+            reported_epoch=exc.reported,
+        ) from None
+    except S.InvalidTransition as exc:
+        raise Problem(409, "Conflict", str(exc), type_="invalid-transition") from None
+    except S.Invalid as exc:
+        raise Problem(422, "Request is not valid", str(exc)) from None
+
+
+# ---------------------------------------------------------------- mapping helpers
+
+
+def provider_out(sched: Scheduler, d: dict[str, Any]) -> M.ProviderOut:
+    gpus = d.get("gpus") or {}
+    return M.ProviderOut(
+        id=d["_id"],
+        org_id=d["org_id"],
+        machine_id=d["machine_id"],
+        offer_id=d["offer_id"],
+        name=d["name"],
+        region=d["region"],
+        status=d["status"],
+        backend=d.get("backend", "agent"),
+        price_per_gpu_hour=M.MoneyOut(amount=int(d["price_minor"]), currency=d["currency"]),
+        gpu_model=d.get("gpu_model", ""),
+        gpu_memory_gb=float(d.get("gpu_memory_gb", 0)),
+        gpu_count=int(d.get("gpu_count", 0)),
+        available_gpus=int(d.get("available_gpus", 0)),
+        gpus=sorted(
+            (M.GpuOut(uuid=u, **g) for u, g in gpus.items()), key=lambda g: (g.index, g.uuid)
+        ),
+        simulated=bool((d.get("machine") or {}).get("simulated")),
+        reliability=round(sched.reliability_of(d), 4),
+        stake=M.MoneyOut(amount=int(d.get("stake_minor", 0) or 0), currency=d["currency"]),
+        last_heartbeat_at=S.from_ms(d.get("last_heartbeat_ms")),
+        created_at=as_utc(d["created_at"]),
+    )
+
+
+def _ck(ck: dict[str, Any] | None) -> M.CheckpointRef | None:
+    if not ck:
+        return None
+    return M.CheckpointRef(
+        checkpoint_id=ck["checkpoint_id"],
+        step=int(ck["step"]),
+        epoch=int(ck["epoch"]),
+        size_bytes=int(ck["size_bytes"]),
+        sha256=ck["sha256"],
+        at=S.from_ms(ck["at_ms"]) or utcnow(),
+    )
+
+
+def _dt(v: Any) -> Any:
+    return as_utc(v) if v else None
+
+
+def job_out(sched: Scheduler, j: dict[str, Any]) -> M.JobOut:
+    spec = j["spec"]
+    cur = spec.get("currency", "USD")
+    usage = j.get("usage") or {}
+    minutes = sum(u.gpu_minutes for u in S.usage_lines(usage))
+    return M.JobOut(
+        id=j["_id"],
+        org_id=j["org_id"],
+        status=j["status"],
+        gpu_count=int(spec["gpu_count"]),
+        gpu_model=spec.get("gpu_model") or None,
+        min_gpu_memory_gb=spec.get("min_gpu_memory_gb") or None,
+        max_price_per_gpu_hour=M.MoneyOut(amount=int(spec["max_price_minor"]), currency=cur),
+        region=spec.get("region") or None,
+        command=list(spec["command"]),
+        checkpoint_interval_s=int(spec["checkpoint_interval_s"]),
+        redundancy=spec["redundancy"],
+        max_duration_s=int(spec["max_duration_s"]),
+        provider_id=(j.get("primary") or {}).get("provider_id"),
+        standby_provider_id=(j.get("standby") or {}).get("provider_id"),
+        epoch=int(j.get("epoch", 0)),
+        escrow_id=j.get("escrow_id") or None,
+        escrow_amount=M.MoneyOut(**j["escrow_amount"]),
+        cost=M.MoneyOut(amount=sched.cost_so_far(j), currency=cur),
+        gpu_minutes=minutes,
+        step=j.get("step"),
+        message=j.get("message") or "",
+        failure=j.get("failure"),
+        exit_code=j.get("exit_code"),
+        latest_checkpoint=_ck(j.get("latest_checkpoint")),
+        created_at=as_utc(j["created_at"]),
+        placed_at=S.from_ms(j.get("placed_ms")),
+        started_at=S.from_ms(j.get("started_ms")),
+        ended_at=S.from_ms(j.get("ended_ms")),
+    )
+
+
+def _assignment(a: dict[str, Any]) -> M.AssignmentOut:
+    return M.AssignmentOut(
+        assignment_id=a["assignment_id"],
+        job_id=a["job_id"],
+        epoch=int(a["epoch"]),
+        role=a["role"],
+        action=a["action"],
+        command=list(a.get("command") or []),
+        env=dict(a.get("env") or {}),
+        gpu_uuids=list(a.get("gpu_uuids") or []),
+        checkpoint_interval_s=int(a.get("checkpoint_interval_s", 0)),
+        max_duration_s=int(a.get("max_duration_s", 0)),
+        resume=bool(a.get("resume")),
+    )
+
+
+# -------------------------------------------------------------------- agent API
+
+
+@providers.post("", status_code=201, response_model=M.ProviderOut)
+async def register(body: M.ProviderIn, ctx: Ctx, principal: AgentPrincipal) -> JSONResponse:
+    sched = engine(ctx)
+    data = body.model_dump()
+    data["stake_minor"] = body.stake.amount if body.stake else 0
+    doc, created = await call(sched.register_provider(principal.org_id, data))
+    out = provider_out(sched, doc)
+    return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200)
+
+
+@providers.get("", response_model=M.ProviderList)
+async def list_providers(
+    ctx: Ctx,
+    principal: AgentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> M.ProviderList:
+    sched = engine(ctx)
+    try:
+        page = await sched.repo.list_providers(principal.org_id, limit, cursor)
+    except ValueError:
+        raise Problem(400, "Bad request", "malformed cursor") from None
+    return M.ProviderList(
+        items=[provider_out(sched, d) for d in page.items], next_cursor=page.next_cursor
+    )
+
+
+@providers.get("/{provider_id}", response_model=M.ProviderOut)
+async def get_provider(provider_id: str, ctx: Ctx, principal: AgentPrincipal) -> M.ProviderOut:
+    sched = engine(ctx)
+    return provider_out(sched, await call(sched.provider(principal.org_id, provider_id)))
+
+
+@providers.post("/{provider_id}/heartbeat", response_model=M.HeartbeatOut)
+async def heartbeat(
+    provider_id: str, body: M.HeartbeatIn, ctx: Ctx, principal: AgentPrincipal
+) -> M.HeartbeatOut:
+    await call(engine(ctx).heartbeat(principal.org_id, provider_id, body.model_dump()))
+    return M.HeartbeatOut(status="ok", server_time=utcnow())
+
+
+@providers.post("/{provider_id}/drain", response_model=M.ProviderOut)
+async def drain(provider_id: str, ctx: Ctx, principal: AgentPrincipal) -> M.ProviderOut:
+    sched = engine(ctx)
+    return provider_out(sched, await call(sched.drain(principal.org_id, provider_id)))
+
+
+@providers.get("/{provider_id}/earnings", response_model=M.EarningsOut)
+async def earnings(provider_id: str, ctx: Ctx, principal: AgentPrincipal) -> M.EarningsOut:
+    e = await call(engine(ctx).earnings(principal.org_id, provider_id))
+    cur = e["currency"]
+    return M.EarningsOut(
+        provider_id=provider_id,
+        jobs=e["jobs"],
+        gpu_minutes=e["gpu_minutes"],
+        gross=M.MoneyOut(amount=e["gross"], currency=cur),
+        platform_fee=M.MoneyOut(amount=e["platform_fee"], currency=cur),
+        platform_fee_bps=e["platform_fee_bps"],
+        net=M.MoneyOut(amount=e["net"], currency=cur),
+    )
+
+
+@providers.get("/{provider_id}/assignments", response_model=M.AssignmentList)
+async def assignments(
+    provider_id: str,
+    ctx: Ctx,
+    principal: AgentPrincipal,
+    wait_s: Annotated[float, Query(ge=0, le=25)] = 0,
+) -> M.AssignmentList:
+    items = await call(engine(ctx).poll_assignments(principal.org_id, provider_id, wait_s))
+    return M.AssignmentList(items=[_assignment(a) for a in items])
+
+
+@providers.post("/{provider_id}/jobs/{job_id}/status", response_model=M.StatusOut)
+async def report_status(
+    provider_id: str, job_id: str, body: M.StatusIn, ctx: Ctx, principal: AgentPrincipal
+) -> M.StatusOut:
+    out = await call(
+        engine(ctx).report_status(
+            principal.org_id, provider_id, job_id, body.model_dump(exclude_none=True)
+        )
+    )
+    return M.StatusOut(**out)
+
+
+@providers.post("/{provider_id}/jobs/{job_id}/logs", status_code=202)
+async def post_logs(
+    provider_id: str, job_id: str, body: M.LogsIn, ctx: Ctx, principal: AgentPrincipal
+) -> dict[str, int]:
+    n = await call(
+        engine(ctx).append_logs(principal.org_id, provider_id, job_id, body.epoch, body.lines)
+    )
+    return {"accepted": n}
+
+
+@providers.post(
+    "/{provider_id}/jobs/{job_id}/checkpoints", status_code=201, response_model=M.CheckpointOut
+)
+async def put_checkpoint(
+    provider_id: str,
+    job_id: str,
+    request: Request,
+    ctx: Ctx,
+    principal: AgentPrincipal,
+    epoch: Annotated[int, Query(ge=0)],
+    step: Annotated[int, Query(ge=0)],
+) -> M.CheckpointOut:
+    sched = engine(ctx)
+    limit = sched.settings.checkpoint_max_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, "Checkpoint too large", f"at most {limit} bytes")
+    data = bytearray()
+    async for chunk in request.stream():
+        data.extend(chunk)
+        if len(data) > limit:
+            raise Problem(413, "Checkpoint too large", f"at most {limit} bytes")
+    ck = await call(
+        sched.put_checkpoint(principal.org_id, provider_id, job_id, epoch, step, bytes(data))
+    )
+    return M.CheckpointOut(checkpoint_id=ck["checkpoint_id"], step=int(ck["step"]))
+
+
+@providers.get("/{provider_id}/jobs/{job_id}/checkpoints/latest")
+async def latest_checkpoint(
+    provider_id: str,
+    job_id: str,
+    ctx: Ctx,
+    principal: AgentPrincipal,
+    epoch: Annotated[int, Query(ge=0)],
+) -> Response:
+    ck = await call(engine(ctx).latest_checkpoint(principal.org_id, provider_id, job_id, epoch))
+    return Response(
+        ck.data,
+        media_type="application/octet-stream",
+        headers={"X-Checkpoint-Id": ck.checkpoint_id, "X-Checkpoint-Step": str(ck.step)},
+    )
+
+
+# ----------------------------------------------------------------- consumer API
+
+
+@gpu.post("/jobs", status_code=202, response_model=M.JobOut)
+async def submit(body: M.JobIn, ctx: Ctx, principal: ConsumerPrincipal) -> M.JobOut:
+    sched = engine(ctx)
+    job = await call(sched.submit_job(principal, body.to_spec()))
+    return job_out(sched, job)
+
+
+@gpu.get("/jobs", response_model=M.JobList)
+async def list_jobs(
+    ctx: Ctx,
+    principal: ConsumerPrincipal,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+    status: str | None = None,
+) -> M.JobList:
+    sched = engine(ctx)
+    try:
+        page = await sched.repo.list_jobs(principal.org_id, limit, cursor, status)
+    except ValueError:
+        raise Problem(400, "Bad request", "malformed cursor") from None
+    return M.JobList(items=[job_out(sched, j) for j in page.items], next_cursor=page.next_cursor)
+
+
+@gpu.get("/jobs/{job_id}", response_model=M.JobOut)
+async def get_job(job_id: str, ctx: Ctx, principal: ConsumerPrincipal) -> M.JobOut:
+    sched = engine(ctx)
+    return job_out(sched, await call(sched.job(principal.org_id, job_id)))
+
+
+@gpu.post("/jobs/{job_id}/cancel", response_model=M.JobOut)
+async def cancel(
+    job_id: str, ctx: Ctx, principal: ConsumerPrincipal, body: M.CancelIn | None = None
+) -> M.JobOut:
+    sched = engine(ctx)
+    reason = body.reason if body else "canceled by the consumer"
+    return job_out(sched, await call(sched.cancel_job(principal, job_id, reason)))
+
+
+@gpu.get("/jobs/{job_id}/logs", response_model=M.LogList)
+async def job_logs(
+    job_id: str,
+    ctx: Ctx,
+    principal: ConsumerPrincipal,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> M.LogList:
+    sched = engine(ctx)
+    await call(sched.job(principal.org_id, job_id))
+    try:
+        page = await sched.repo.read_logs(principal.org_id, job_id, limit, cursor)
+    except ValueError:
+        raise Problem(400, "Bad request", "malformed cursor") from None
+    items = [
+        M.LogLine(at=as_utc(b["at"]), epoch=int(b["epoch"]), provider_id=b["provider_id"], line=ln)
+        for b in page.items
+        for ln in b.get("lines") or []
+    ]
+    return M.LogList(items=items, next_cursor=page.next_cursor)
+
+
+@gpu.get("/jobs/{job_id}/metrics", response_model=M.JobMetrics)
+async def job_metrics(job_id: str, ctx: Ctx, principal: ConsumerPrincipal) -> M.JobMetrics:
+    sched = engine(ctx)
+    j = await call(sched.job(principal.org_id, job_id))
+    gpus: list[M.GpuMetrics] = []
+    p = j.get("primary")
+    if p:
+        prov = await sched.repo.get_provider(p["provider_id"]) or {}
+        status = prov.get("gpu_status") or {}
+        for u in p["gpu_uuids"]:
+            g = status.get(u) or {}
+            gpus.append(
+                M.GpuMetrics(
+                    uuid=u,
+                    utilization_pct=float(g.get("utilization_pct", 0)),
+                    memory_used_mb=float(g.get("memory_used_mb", 0)),
+                    temperature_c=float(g.get("temperature_c", 0)),
+                    power_w=float(g.get("power_w", 0)),
+                    at=S.from_ms(g.get("at_ms")),
+                )
+            )
+    out = job_out(sched, j)
+    return M.JobMetrics(
+        job_id=j["_id"],
+        status=j["status"],
+        epoch=out.epoch,
+        step=out.step,
+        gpu_minutes=out.gpu_minutes,
+        cost=out.cost,
+        gpus=gpus,
+        latest_checkpoint=out.latest_checkpoint,
+    )
+
+
+@gpu.get("/offers", response_model=M.OfferList)
+async def offers(
+    ctx: Ctx,
+    principal: ConsumerPrincipal,
+    model: str | None = None,
+    min_memory_gb: Annotated[float | None, Query(ge=0)] = None,
+    count: Annotated[int, Query(ge=1, le=64)] = 1,
+    max_price: Annotated[int | None, Query(ge=0, description="minor units per GPU-hour")] = None,
+    region: str | None = None,
+    sort: Annotated[str, Query(pattern="^(price|reliability)$")] = "price",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> M.OfferList:
+    sched = engine(ctx)
+    try:
+        offset = int(decode_cursor(cursor)) if cursor else 0
+    except ValueError:
+        raise Problem(400, "Bad request", "malformed cursor") from None
+    rows = await sched.list_offers(
+        model=model,
+        min_memory_gb=min_memory_gb,
+        count=count,
+        max_price_minor=max_price,
+        region=region,
+        sort=sort,
+    )
+    window = rows[offset : offset + limit]
+    nxt = encode_cursor(str(offset + limit)) if offset + limit < len(rows) else None
+    return M.OfferList(
+        items=[
+            M.OfferOut(
+                id=v.offer_id,
+                provider_id=v.provider_id,
+                gpu_model=v.gpu_model,
+                gpu_memory_gb=v.gpu_memory_gb,
+                gpu_count=v.gpu_count,
+                available_gpus=v.available_gpus,
+                price_per_gpu_hour=M.MoneyOut(amount=v.price_minor, currency=v.currency),
+                region=v.region,
+                reliability=round(v.reliability, 4),
+                simulated=bool((d.get("machine") or {}).get("simulated")),
+            )
+            for d, v in window
+        ],
+        next_cursor=nxt,
+    )

@@ -1,0 +1,375 @@
+"""Every MongoDB call of the scheduler.
+
+Collections (database ``qlp_scheduler``):
+
+- ``providers``: one document per provider machine; it is also that machine's offer
+  (GPU map, ``available_gpus``, ``gpu_owner`` uuid -> claiming job, ``claims``
+  job -> GPUs) and its liveness ring (``uptime``). Tenant = the provider's org.
+- ``jobs``: GPU jobs with spec, status, lease ``epoch``, placements, usage and the
+  outbox. Tenant = the consumer's org.
+- ``assignments``: what an agent must do (start / prepare / cancel), redelivered to
+  the agent until its next status report acknowledges it. Deterministic ids make
+  writing them idempotent.
+- ``job_logs``: batches of log lines. GridFS bucket ``checkpoints``: checkpoint blobs.
+
+Agents act across tenants (a provider works for many consumers), so job lookups by
+agents go by job id and are then checked against the provider's placement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from qlp_kit.mongo import (
+    CROSS_TENANT,
+    IndexSpec,
+    Page,
+    TenantCollection,
+    decode_cursor,
+    encode_cursor,
+)
+from qlp_scheduler.service import ms
+
+Doc = dict[str, Any]
+
+PROVIDERS = "providers"
+JOBS = "jobs"
+ASSIGNMENTS = "assignments"
+LOGS = "job_logs"
+
+# Queries that span tenants by design carry one of these comments (the tenant guard
+# lets them through): the tenant check happens in the use case, not the filter.
+BY_ID = f"{CROSS_TENANT}: by id after the caller's tenant or placement check"
+MARKET = f"{CROSS_TENANT}: offers are a marketplace across provider orgs"
+SWEEP = f"{CROSS_TENANT}: background loop over every tenant"
+EARNINGS = f"{CROSS_TENANT}: a provider's usage across consumer orgs"
+TENANT_COLLECTIONS = [PROVIDERS, JOBS, LOGS]
+
+# What the offer index reads of a provider document.
+OFFER_FIELDS = dict.fromkeys(
+    [
+        "offer_id",
+        "org_id",
+        "machine_id",
+        "gpu_model",
+        "gpu_memory_gb",
+        "gpu_count",
+        "available_gpus",
+        "price_minor",
+        "currency",
+        "region",
+        "uptime",
+        "registered_minute",
+        "last_heartbeat_ms",
+        "status",
+        "gpus",
+        "gpu_owner",
+    ],
+    1,
+)
+
+INDEXES = [
+    IndexSpec(PROVIDERS, [("org_id", ASCENDING), ("fingerprint", ASCENDING)], unique=True),
+    IndexSpec(PROVIDERS, [("offer_id", ASCENDING)], unique=True),
+    IndexSpec(PROVIDERS, [("updated_ms", ASCENDING)]),
+    IndexSpec(PROVIDERS, [("status", ASCENDING), ("price_minor", ASCENDING)]),
+    IndexSpec(JOBS, [("org_id", ASCENDING)]),
+    IndexSpec(JOBS, [("status", ASCENDING), ("updated_ms", ASCENDING)]),
+    IndexSpec(JOBS, [("fx_pending", ASCENDING)]),
+    IndexSpec(JOBS, [("escrow_id", ASCENDING)]),
+    IndexSpec(ASSIGNMENTS, [("provider_id", ASCENDING), ("acked", ASCENDING)]),
+    IndexSpec(ASSIGNMENTS, [("job_id", ASCENDING)]),
+    IndexSpec(LOGS, [("job_id", ASCENDING)]),
+    IndexSpec(LOGS, [("at", ASCENDING)], expire_after_seconds=30 * 86_400),
+    IndexSpec(ASSIGNMENTS, [("expire_at", ASCENDING)], expire_after_seconds=0),
+]
+
+
+class Repository:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
+        self.providers = db[PROVIDERS]
+        self.jobs = db[JOBS]
+        self.assignments = db[ASSIGNMENTS]
+        self.logs = db[LOGS]
+
+    # --- providers / offers ----------------------------------------------------
+
+    async def insert_provider(self, doc: Doc) -> bool:
+        """False when the org already registered this machine fingerprint."""
+        try:
+            await TenantCollection(self.providers, doc["org_id"]).insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def provider_by_fingerprint(self, org_id: str, fingerprint: str) -> Doc | None:
+        return await TenantCollection(self.providers, org_id).find_one({"fingerprint": fingerprint})
+
+    async def get_provider(self, provider_id: str, org_id: str | None = None) -> Doc | None:
+        if org_id is None:
+            return await self.providers.find_one({"_id": provider_id}, comment=BY_ID)
+        return await TenantCollection(self.providers, org_id).find_one({"_id": provider_id})
+
+    async def list_providers(self, org_id: str, limit: int, cursor: str | None) -> Page:
+        return await TenantCollection(self.providers, org_id).page({}, limit, cursor)
+
+    async def update_provider(
+        self, provider_id: str, org_id: str, guard: Mapping[str, Any], update: Mapping[str, Any]
+    ) -> Doc | None:
+        return await TenantCollection(self.providers, org_id).find_one_and_update(
+            {"_id": provider_id, **guard}, update
+        )
+
+    async def offers_changed_since(self, since: int | None) -> list[Doc]:
+        f: Doc = {} if since is None else {"updated_ms": {"$gte": since}}
+        cur = self.providers.find(f, OFFER_FIELDS, comment=MARKET)
+        return [d async for d in cur]
+
+    async def find_offers(
+        self,
+        *,
+        min_available: int,
+        max_price_minor: int | None,
+        region: str | None,
+        min_memory_gb: float | None,
+        heartbeat_after_ms: int,
+    ) -> list[Doc]:
+        """Indexed prefilter for the public offer listing."""
+        f: Doc = {
+            "status": "active",
+            "available_gpus": {"$gte": min_available},
+            "last_heartbeat_ms": {"$gte": heartbeat_after_ms},
+        }
+        if max_price_minor is not None:
+            f["price_minor"] = {"$lte": max_price_minor}
+        if region:
+            f["region"] = region
+        if min_memory_gb:
+            f["gpu_memory_gb"] = {"$gte": min_memory_gb}
+        cur = self.providers.find(f, {"_outbox": 0, "claims": 0}, comment=MARKET).sort(
+            [("price_minor", ASCENDING), ("_id", ASCENDING)]
+        )
+        return [d async for d in cur]
+
+    async def providers_with_claims(self) -> list[Doc]:
+        cur = self.providers.find(
+            {"available_gpus": {"$exists": True}}, {"claims": 1}, comment=SWEEP
+        )
+        return [d async for d in cur if d.get("claims")]
+
+    async def claim(
+        self, provider_id: str, job_id: str, role: str, uuids: Sequence[str], now: datetime
+    ) -> bool:
+        """Claim ``uuids`` for ``job_id`` in ONE conditional update: the offer must be
+        active, have ``len(uuids)`` available GPUs, each uuid free, and the job must
+        hold nothing there yet. False when the claim lost (nothing changed)."""
+        n = len(uuids)
+        guard: Doc = {
+            "_id": provider_id,
+            "status": "active",
+            "available_gpus": {"$gte": n},
+            f"claims.{job_id}": {"$exists": False},
+        }
+        sets: Doc = {f"gpu_owner.{u}": job_id for u in uuids}
+        for u in uuids:
+            guard[f"gpu_owner.{u}"] = ""
+        sets[f"claims.{job_id}"] = {"uuids": list(uuids), "role": role, "n": n, "at_ms": ms(now)}
+        sets["updated_ms"] = ms(now)
+        res = await self.providers.update_one(
+            guard, {"$inc": {"available_gpus": -n}, "$set": sets}, comment=MARKET
+        )
+        return res.modified_count == 1
+
+    async def release(
+        self, provider_id: str, job_id: str, uuids: Sequence[str], now: datetime
+    ) -> Doc | None:
+        """Give the job's GPUs back; a no-op (None) when it holds none there."""
+        sets: Doc = {f"gpu_owner.{u}": "" for u in uuids}
+        sets["updated_ms"] = ms(now)
+        return await self.providers.find_one_and_update(
+            {"_id": provider_id, f"claims.{job_id}": {"$exists": True}},
+            {
+                "$inc": {"available_gpus": len(uuids)},
+                "$set": sets,
+                "$unset": {f"claims.{job_id}": ""},
+            },
+            projection={"_outbox": 0, "claims": 0},
+            return_document=ReturnDocument.AFTER,
+            comment=MARKET,
+        )
+
+    # --- jobs --------------------------------------------------------------------
+
+    async def insert_job(self, doc: Doc) -> None:
+        await TenantCollection(self.jobs, doc["org_id"]).insert_one(doc)
+
+    async def get_job(self, job_id: str, org_id: str | None = None) -> Doc | None:
+        if org_id is None:
+            return await self.jobs.find_one({"_id": job_id}, comment=BY_ID)
+        return await TenantCollection(self.jobs, org_id).find_one({"_id": job_id})
+
+    async def list_jobs(
+        self, org_id: str, limit: int, cursor: str | None, status: str | None
+    ) -> Page:
+        f = {"status": status} if status else {}
+        return await TenantCollection(self.jobs, org_id).page(f, limit, cursor)
+
+    async def update_job(self, job_id: str, guard: Mapping[str, Any], update: Doc) -> Doc | None:
+        """One conditional single-document write (state + outbox events)."""
+        return await self.jobs.find_one_and_update(
+            {"_id": job_id, **guard}, update, return_document=ReturnDocument.AFTER, comment=BY_ID
+        )
+
+    async def jobs_in_status(
+        self, statuses: Sequence[str], limit: int = 200, before: int | None = None
+    ) -> list[Doc]:
+        f: Doc = {"status": {"$in": list(statuses)}}
+        if before is not None:
+            f["updated_ms"] = {"$lte": before}
+        cur = (
+            self.jobs.find(f, {"_outbox": 0}, comment=SWEEP)
+            .sort([("updated_ms", ASCENDING)])
+            .limit(limit)
+        )
+        return [d async for d in cur]
+
+    async def jobs_with_pending_effects(self, before: int) -> list[Doc]:
+        cur = self.jobs.find(
+            {"fx_pending": 1, "updated_ms": {"$lte": before}}, {"_outbox": 0}, comment=SWEEP
+        ).limit(200)
+        return [d async for d in cur]
+
+    async def jobs_of_provider(self, provider_id: str) -> list[Doc]:
+        cur = self.jobs.find(
+            {"provider_ids": provider_id}, {"usage": 1, "status": 1}, comment=EARNINGS
+        )
+        return [d async for d in cur]
+
+    # --- assignments -------------------------------------------------------------
+
+    async def insert_assignments(self, docs: Sequence[Doc]) -> int:
+        """Idempotent (deterministic ids): returns how many were new."""
+        if not docs:
+            return 0
+        try:
+            res = await self.assignments.insert_many(list(docs), ordered=False)
+            return len(res.inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            return int(exc.details.get("nInserted", len(docs) - len(errors)))
+
+    async def pending_assignments(self, provider_id: str, limit: int = 50) -> list[Doc]:
+        cur = (
+            self.assignments.find({"provider_id": provider_id, "acked": 0})
+            .sort([("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [d async for d in cur]
+
+    async def watch_assignment_inserts(self) -> Any:
+        """A change stream of new assignments (needs a replica set or the embedded db)."""
+        return await self.assignments.watch([{"$match": {"operationType": "insert"}}])
+
+    async def pending_assignments_of(self, provider_ids: Sequence[str]) -> list[Doc]:
+        cur = self.assignments.find({"provider_id": {"$in": list(provider_ids)}, "acked": 0})
+        return sorted([d async for d in cur], key=lambda a: a.get("seq", 0))
+
+    async def ack_assignment_ids(self, ids: Sequence[str], now: datetime) -> None:
+        await self.assignments.update_many(
+            {"_id": {"$in": list(ids)}}, {"$set": {"acked": 1, "acked_ms": ms(now)}}
+        )
+
+    async def kubernetes_providers(self) -> list[Doc]:
+        cur = self.providers.find(
+            {"backend": "kubernetes"}, {"_outbox": 0, "claims": 0}, comment=SWEEP
+        )
+        return [d async for d in cur]
+
+    async def mark_delivered(self, ids: Sequence[str], now: datetime) -> None:
+        if ids:
+            await self.assignments.update_many(
+                {"_id": {"$in": list(ids)}},
+                {"$set": {"delivered_ms": ms(now)}, "$inc": {"deliveries": 1}},
+            )
+
+    async def ack_assignments(
+        self,
+        provider_id: str,
+        job_id: str,
+        max_epoch: int,
+        now: datetime,
+        actions: Sequence[str] | None = None,
+    ) -> int:
+        f: Doc = {
+            "provider_id": provider_id,
+            "job_id": job_id,
+            "acked": 0,
+            "epoch": {"$lte": max_epoch},
+        }
+        if actions:
+            f["action"] = {"$in": list(actions)}
+        res = await self.assignments.update_many(f, {"$set": {"acked": 1, "acked_ms": ms(now)}})
+        return res.modified_count
+
+    async def ack_from_heartbeat(
+        self, provider_id: str, running: set[tuple[str, int]], now: datetime
+    ) -> int:
+        """What a heartbeat acknowledges, in one read (and one write when any): a
+        start/prepare of a job the agent lists under that epoch or a newer one; a
+        delivered cancel of a (job, epoch) the agent no longer lists (it may list the
+        same job under a newer epoch, as standby)."""
+        newest: dict[str, int] = {}
+        for job_id, epoch in running:
+            newest[job_id] = max(epoch, newest.get(job_id, 0))
+        cur = self.assignments.find(
+            {"provider_id": provider_id, "acked": 0},
+            {"job_id": 1, "epoch": 1, "action": 1, "deliveries": 1},
+        )
+        done = []
+        async for a in cur:
+            key = (a["job_id"], int(a["epoch"]))
+            if a["action"] == "cancel":
+                if int(a.get("deliveries", 0) or 0) >= 1 and key not in running:
+                    done.append(a["_id"])
+            elif newest.get(a["job_id"], -1) >= int(a["epoch"]):
+                done.append(a["_id"])
+        if done:
+            await self.ack_assignment_ids(done, now)
+        return len(done)
+
+    async def supersede_assignments(self, job_id: str, below_epoch: int, now: datetime) -> None:
+        """Assignments of an older epoch are never delivered again."""
+        await self.assignments.update_many(
+            {"job_id": job_id, "acked": 0, "epoch": {"$lt": below_epoch}},
+            {"$set": {"acked": 1, "acked_ms": ms(now), "superseded": 1}},
+        )
+
+    async def supersede_starts(self, job_id: str, now: datetime) -> None:
+        """A canceled or finished job: unstarted starts/prepares are not delivered."""
+        await self.assignments.update_many(
+            {"job_id": job_id, "acked": 0, "action": {"$in": ["start", "prepare"]}},
+            {"$set": {"acked": 1, "acked_ms": ms(now), "superseded": 1}},
+        )
+
+    # --- logs --------------------------------------------------------------------
+
+    async def insert_logs(self, doc: Doc) -> None:
+        await self.logs.insert_one(doc)
+
+    async def read_logs(self, org_id: str, job_id: str, limit: int, cursor: str | None) -> Page:
+        f: Doc = {"org_id": org_id, "job_id": job_id}
+        if cursor:
+            f["_id"] = {"$gt": decode_cursor(cursor)}
+        docs = [d async for d in self.logs.find(f).sort([("_id", ASCENDING)]).limit(limit + 1)]
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return Page(docs, encode_cursor(str(docs[-1]["_id"])) if more and docs else None)

@@ -1,0 +1,446 @@
+"""Scheduler domain logic: pure functions and small value types, no I/O.
+
+- offer eligibility (capacity, model / VRAM, price, region, health) and scoring
+  (price, reliability, locality) with a deterministic tie-break by offer id;
+- exact top-k candidate selection over offers sorted by price (branch and bound:
+  the score is bounded by its price term plus the best possible reliability and
+  locality, so the scan stops as soon as no cheaper-ranked offer can win);
+- the claim/release rules of GPUs on one offer (:class:`OfferState`), the same rules
+  the database enforces with one conditional update per claim;
+- escrow estimate, reliability, GPU-minute metering and cost, job transitions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+ACTIVE = "active"
+DRAINING = "draining"
+
+# Job statuses.
+SUBMITTED = "submitted"
+ESCROW_HELD = "escrow_held"
+PLACED = "placed"
+STARTING = "starting"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELED = "canceled"
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
+LIVE = frozenset({PLACED, STARTING, RUNNING})
+OPEN = frozenset({SUBMITTED, ESCROW_HELD, PLACED, STARTING, RUNNING})
+
+_TOKEN = re.compile(r"[^a-z0-9]+")
+
+PRIMARY = "primary"
+STANDBY = "standby"
+
+# Score weights (sum to 1). Price dominates, then reliability, then locality.
+W_PRICE = 0.55
+W_RELIABILITY = 0.35
+W_LOCALITY = 0.10
+
+
+class DomainError(Exception):
+    """Base of the scheduler's domain errors (mapped to problems by the API)."""
+
+
+class NotFound(DomainError):
+    pass
+
+
+class StaleEpoch(DomainError):
+    def __init__(self, job_id: str, reported: int, current: int) -> None:
+        super().__init__(f"epoch {reported} of job {job_id} is stale (current {current})")
+        self.reported = reported
+        self.current = current
+
+
+class InvalidTransition(DomainError):
+    pass
+
+
+class NoCapacity(DomainError):
+    pass
+
+
+class Invalid(DomainError):
+    pass
+
+
+@dataclass(slots=True)
+class OfferView:
+    """What placement knows about one offer (one provider machine)."""
+
+    offer_id: str
+    provider_id: str
+    provider_org_id: str
+    machine_id: str
+    gpu_model: str
+    gpu_memory_gb: float
+    gpu_count: int
+    available_gpus: int
+    price_minor: int
+    currency: str
+    region: str
+    reliability: float
+    last_heartbeat_ts: float  # POSIX seconds; 0 when never
+    status: str = ACTIVE
+    # uuid -> owning claim key ("" = free); order = device index order.
+    gpu_owner: dict[str, str] = field(default_factory=dict)
+
+    def free_uuids(self) -> list[str]:
+        return [u for u, owner in self.gpu_owner.items() if not owner]
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    gpu_count: int
+    max_price_minor: int
+    currency: str = "USD"
+    gpu_model: str = ""
+    min_gpu_memory_gb: float = 0.0
+    region: str = ""
+    region_strict: bool = False
+
+
+def normalize_model(model: str) -> str:
+    """Lower-case alphanumeric tokens joined by single spaces ("SIM-A100" → "sim a100")."""
+    return " ".join(t for t in _TOKEN.split(model.lower()) if t)
+
+
+def model_matches(offer_model: str, wanted: str) -> bool:
+    """A wanted model matches when its tokens appear, in order and adjacent, among the
+    offer model's tokens ("h100" matches "NVIDIA H100 80GB HBM3", "a100" "SIM-A100")."""
+    if not wanted:
+        return True
+    return f" {normalize_model(wanted)} " in f" {normalize_model(offer_model)} "
+
+
+def is_healthy(offer: OfferView, now_ts: float, timeout_s: float) -> bool:
+    return offer.last_heartbeat_ts > 0 and now_ts - offer.last_heartbeat_ts <= timeout_s
+
+
+def eligible(
+    offer: OfferView,
+    req: Requirements,
+    now_ts: float,
+    heartbeat_timeout_s: float,
+    exclude_machines: Iterable[str] = (),
+) -> bool:
+    if offer.status != ACTIVE or offer.available_gpus < req.gpu_count:
+        return False
+    if offer.currency != req.currency or offer.price_minor > req.max_price_minor:
+        return False
+    if offer.gpu_memory_gb < req.min_gpu_memory_gb:
+        return False
+    if req.gpu_model and not model_matches(offer.gpu_model, req.gpu_model):
+        return False
+    if req.region_strict and req.region and offer.region != req.region:
+        return False
+    if offer.machine_id in exclude_machines:
+        return False
+    return is_healthy(offer, now_ts, heartbeat_timeout_s)
+
+
+def price_term(price_minor: int, max_price_minor: int) -> float:
+    if max_price_minor <= 0:
+        return 0.0
+    return max(0.0, 1.0 - price_minor / max_price_minor)
+
+
+def score(offer: OfferView, req: Requirements) -> float:
+    """Higher is better: cheaper, more reliable, in the preferred region."""
+    locality = 1.0 if req.region and offer.region == req.region else 0.0
+    return (
+        W_PRICE * price_term(offer.price_minor, req.max_price_minor)
+        + W_RELIABILITY * max(0.0, min(1.0, offer.reliability))
+        + W_LOCALITY * locality
+    )
+
+
+def score_upper_bound(price_minor: int, req: Requirements) -> float:
+    """The best score any offer at this price can have."""
+    return W_PRICE * price_term(price_minor, req.max_price_minor) + W_RELIABILITY + W_LOCALITY
+
+
+def rank_key(offer: OfferView, req: Requirements) -> tuple[float, str]:
+    """Sort key: best score first, then offer id (deterministic tie-break)."""
+    return (-score(offer, req), offer.offer_id)
+
+
+class _Rev:
+    """Reverses string order inside heap tuples (ties: the smaller id is better)."""
+
+    __slots__ = ("s",)
+
+    def __init__(self, s: str) -> None:
+        self.s = s
+
+    def __lt__(self, other: _Rev) -> bool:
+        return self.s > other.s
+
+    def __gt__(self, other: _Rev) -> bool:
+        return self.s < other.s
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Rev) and self.s == other.s
+
+    def __hash__(self) -> int:
+        return hash(self.s)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferGroup:
+    """Offers in ascending price order that share a model and/or region (``None``:
+    mixed, checked per offer); ``max_reliability`` bounds their reliability."""
+
+    offers_by_price: Iterable[OfferView]
+    model: str | None = None
+    region: str | None = None
+    max_reliability: float = 1.0
+
+
+def top_candidates(
+    offers_by_price: Iterable[OfferView],
+    req: Requirements,
+    now_ts: float,
+    heartbeat_timeout_s: float,
+    k: int = 8,
+    exclude_machines: Iterable[str] = (),
+    exclude_offers: Iterable[str] = (),
+) -> list[OfferView]:
+    """The exact ``k`` best eligible offers of one price-ordered sequence, best first."""
+    return top_candidates_grouped(
+        [OfferGroup(offers_by_price)],
+        req,
+        now_ts,
+        heartbeat_timeout_s,
+        k,
+        exclude_machines,
+        exclude_offers,
+    )
+
+
+def top_candidates_grouped(
+    groups: Iterable[OfferGroup],
+    req: Requirements,
+    now_ts: float,
+    heartbeat_timeout_s: float,
+    k: int = 8,
+    exclude_machines: Iterable[str] = (),
+    exclude_offers: Iterable[str] = (),
+) -> list[OfferView]:
+    """The exact ``k`` best eligible offers over several price-ordered groups, best first.
+
+    Branch and bound: within a group, an offer's score is at most its price term plus
+    the group's best reliability and (when the group is in the preferred region) the
+    locality bonus; the scan of a group stops once that bound falls below the k-th best
+    score found. Groups in the preferred region go first so the bar rises early.
+    """
+    excl_m = set(exclude_machines)
+    excl_o = set(exclude_offers)
+    heap: list[tuple[float, _Rev, OfferView]] = []  # min-heap: the worst kept on top
+    max_price = req.max_price_minor
+    ordered = sorted(groups, key=lambda g: 0 if g.region is None or g.region == req.region else 1)
+    for g in ordered:
+        if g.model is not None and req.gpu_model and not model_matches(g.model, req.gpu_model):
+            continue
+        if g.region is not None and req.region_strict and req.region and g.region != req.region:
+            continue
+        local = W_LOCALITY if g.region is None or (req.region and g.region == req.region) else 0.0
+        head_room = W_RELIABILITY * max(0.0, min(1.0, g.max_reliability)) + local
+        check_model = g.model is None and bool(req.gpu_model)
+        for o in g.offers_by_price:
+            price = o.price_minor
+            if price > max_price:
+                break
+            if len(heap) >= k and W_PRICE * price_term(price, max_price) + head_room < heap[0][0]:
+                break
+            if (
+                o.available_gpus < req.gpu_count
+                or o.status != ACTIVE
+                or o.currency != req.currency
+                or o.gpu_memory_gb < req.min_gpu_memory_gb
+                or now_ts - o.last_heartbeat_ts > heartbeat_timeout_s
+                or o.last_heartbeat_ts <= 0
+                or o.offer_id in excl_o
+                or o.machine_id in excl_m
+                or (check_model and not model_matches(o.gpu_model, req.gpu_model))
+                or (
+                    g.region is None and req.region_strict and req.region and o.region != req.region
+                )
+            ):
+                continue
+            item = (score(o, req), _Rev(o.offer_id), o)
+            if len(heap) < k:
+                heapq.heappush(heap, item)
+            elif item[:2] > heap[0][:2]:
+                heapq.heapreplace(heap, item)
+    return [o for _, _, o in sorted(heap, key=lambda t: (-t[0], t[2].offer_id))]
+
+
+def rank_offers(
+    offers: Iterable[OfferView], req: Requirements, now_ts: float, heartbeat_timeout_s: float
+) -> list[OfferView]:
+    """All eligible offers, best first (reference implementation of the ranking)."""
+    good = [o for o in offers if eligible(o, req, now_ts, heartbeat_timeout_s)]
+    return sorted(good, key=lambda o: rank_key(o, req))
+
+
+# --- claims on one offer: the rules the database's conditional update enforces ------
+
+
+@dataclass
+class OfferState:
+    """GPUs of one offer and who holds them. A claim of ``uuids`` by ``key`` succeeds
+    only when the offer has ``len(uuids)`` available GPUs, each of them is free and the
+    key holds nothing yet; release gives exactly the key's GPUs back (idempotent)."""
+
+    gpu_owner: dict[str, str]
+    available: int
+    claims: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def fresh(cls, uuids: Iterable[str]) -> OfferState:
+        owner = dict.fromkeys(uuids, "")
+        return cls(owner, len(owner))
+
+    def can_claim(self, key: str, uuids: list[str]) -> bool:
+        return (
+            bool(uuids)
+            and len(set(uuids)) == len(uuids)
+            and key not in self.claims
+            and self.available >= len(uuids)
+            and all(self.gpu_owner.get(u, None) == "" for u in uuids)
+        )
+
+    def claim(self, key: str, uuids: list[str]) -> bool:
+        if not self.can_claim(key, uuids):
+            return False
+        self.available -= len(uuids)
+        for u in uuids:
+            self.gpu_owner[u] = key
+        self.claims[key] = list(uuids)
+        return True
+
+    def release(self, key: str) -> bool:
+        uuids = self.claims.pop(key, None)
+        if uuids is None:
+            return False
+        self.available += len(uuids)
+        for u in uuids:
+            self.gpu_owner[u] = ""
+        return True
+
+
+def pick_gpus(offer: OfferView, n: int) -> list[str]:
+    """The first ``n`` free GPUs in device order, or [] when there are not enough."""
+    free = offer.free_uuids()
+    return free[:n] if len(free) >= n else []
+
+
+# --- money, metering, reliability ---------------------------------------------------
+
+
+def escrow_estimate(gpu_count: int, max_price_per_gpu_hour_minor: int, max_duration_s: int) -> int:
+    """gpu_count x max price per GPU-hour x max duration, rounded up in minor units."""
+    return -(-(gpu_count * max_price_per_gpu_hour_minor * max_duration_s) // 3600)
+
+
+def gpu_minutes(gpu_seconds: float) -> int:
+    """Billable GPU minutes: started minutes count (rounded up)."""
+    if gpu_seconds <= 0:
+        return 0
+    return math.ceil(round(gpu_seconds, 3) / 60)
+
+
+def cost_minor(minutes: int, price_per_gpu_hour_minor: int) -> int:
+    """Cost of ``minutes`` GPU minutes at an hourly GPU price, rounded half up (the
+    rounding billing settles with)."""
+    return (minutes * price_per_gpu_hour_minor * 2 + 60) // 120
+
+
+def reliability(
+    uptime: Mapping[str, int], registered_minute: int, now_minute: int, window_min: int
+) -> float:
+    """Share of the minutes in the rolling window (or since registration, when
+    younger) during which at least one heartbeat arrived. ``uptime`` is a ring of
+    ``window_min`` slots, ``str(minute % window_min) -> minute``."""
+    span = max(1, min(window_min, now_minute - registered_minute + 1))
+    lo = now_minute - span + 1
+    seen = sum(1 for m in uptime.values() if lo <= int(m) <= now_minute)
+    return min(1.0, seen / span)
+
+
+def minute_of(ts: datetime) -> int:
+    return int(ts.timestamp() // 60)
+
+
+def ms(ts: datetime) -> int:
+    """Epoch milliseconds: how mutable timestamps are stored (the embedded database
+    keeps a top-level datetime written by ``$set`` as a string)."""
+    return int(ts.timestamp() * 1000)
+
+
+def from_ms(value: int | float | None) -> datetime | None:
+    if value is None or isinstance(value, str):
+        return None
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+# --- job transitions ---------------------------------------------------------------
+
+_AGENT_NEXT: dict[str, frozenset[str]] = {
+    PLACED: frozenset({STARTING, RUNNING, COMPLETED, FAILED}),
+    STARTING: frozenset({STARTING, RUNNING, COMPLETED, FAILED}),
+    RUNNING: frozenset({RUNNING, COMPLETED, FAILED}),
+}
+
+
+def next_status(current: str, reported: str) -> str:
+    """The job status after the primary reports ``reported``; raises
+    :class:`InvalidTransition` for a report that does not fit. A late ``starting``
+    of a running job (a restarted agent re-reporting) keeps it running."""
+    if current == RUNNING and reported == STARTING:
+        return RUNNING
+    allowed = _AGENT_NEXT.get(current)
+    if allowed is None or reported not in allowed:
+        raise InvalidTransition(f"a job in status {current!r} cannot become {reported!r}")
+    return reported
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    provider_id: str
+    provider_org_id: str
+    role: str
+    gpu_minutes: int
+    price_minor: int
+
+
+def usage_lines(usage: Mapping[str, Mapping[str, object]]) -> list[UsageLine]:
+    """Usage per provider from the job document's ``usage`` map, in provider order."""
+    out = []
+    for pid in sorted(usage):
+        u = usage[pid]
+        out.append(
+            UsageLine(
+                pid,
+                str(u.get("provider_org_id", "")),
+                str(u.get("role", PRIMARY)),
+                gpu_minutes(float(u.get("gpu_seconds", 0) or 0)),  # type: ignore[arg-type]
+                int(u.get("price_minor", 0) or 0),  # type: ignore[call-overload]
+            )
+        )
+    return out
+
+
+def total_cost(lines: Iterable[UsageLine], cap_minor: int | None = None) -> int:
+    total = sum(cost_minor(u.gpu_minutes, u.price_minor) for u in lines)
+    return min(total, cap_minor) if cap_minor is not None and cap_minor > 0 else total

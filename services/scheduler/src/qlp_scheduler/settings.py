@@ -1,0 +1,46 @@
+"""Scheduler settings (env prefix ``QLP_SCHEDULER_``)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from qlp_kit.settings import ServiceSettings
+
+
+class SchedulerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="QLP_SCHEDULER_", extra="ignore", populate_by_name=True
+    )
+
+    service_name: str = "scheduler"
+    # Jobs wait for billing's EscrowHeld before placement. Turn off ONLY for isolated
+    # tests of the scheduler alone (no billing running): jobs are then placed at once.
+    escrow_required: bool = True
+    platform_fee_bps: int = 500
+    # A provider whose last heartbeat is older than this is not placed on.
+    heartbeat_timeout_s: float = 30.0
+    # Reliability = share of minutes with a heartbeat over this rolling window.
+    reliability_window_min: int = 60
+    # How often the in-memory offer index pulls changed offers from the database.
+    offer_refresh_s: float = 0.5
+    offer_refresh_overlap_s: float = 1.0
+    # Unplaced jobs (no capacity yet) are retried this often, and fail after the timeout.
+    placement_retry_s: float = 2.0
+    placement_timeout_s: float = 600.0
+    # Long-poll: waiters are woken by a change stream on new assignments (any replica);
+    # this is how often a waiting request re-checks the database regardless.
+    assignment_poll_s: float = 1.0
+    max_wait_s: float = 25.0
+    # Assignments written for placed jobs are reconciled after this many seconds.
+    reconcile_interval_s: float = 5.0
+    checkpoint_max_bytes: int = 256 * 1024 * 1024
+    checkpoint_bucket: str = "checkpoints"
+    # Kubernetes backend: providers registered with backend "kubernetes" get batch/v1
+    # Jobs (in-cluster credentials). Off by default; never run against a live cluster.
+    k8s_enabled: bool = False
+    k8s_jobs_namespace: str = "default"
+    k8s_default_image: str = "python:3.11-slim"
+    # Consumer group of the escrow answers (tests give each instance its own).
+    escrow_consumer_group: str = "scheduler.escrow"
+    # Background loops (placement retries, reconciler, timeouts); off in benchmarks.
+    background_enabled: bool = True
