@@ -1,0 +1,3 @@
+"""QLP provider agent."""
+
+__version__ = "0.1.0"

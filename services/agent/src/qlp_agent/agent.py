@@ -1,0 +1,457 @@
+"""The agent loop: detect → register → recover jobs → heartbeat task + assignment
+long-poll loop. Everything goes over HTTP(S) to the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+from qlp_agent import checkpoints
+from qlp_agent.client import GatewayClient, GatewayError, GatewayUnavailable, StaleEpoch
+from qlp_agent.config import AgentSettings
+from qlp_agent.gpu import GpuBackend, MachineInfo, detect_backend, machine_info
+from qlp_agent.health import HealthServer
+from qlp_agent.runner import Assignment, JobLimits, JobProcess, JobRunner, job_env
+from qlp_agent.state import (
+    AgentState,
+    JobRecord,
+    Recovery,
+    StateStore,
+    decide_recovery,
+    final_status,
+    pid_alive,
+    read_exit_code,
+)
+from qlp_kit.logging import get_logger
+
+log = get_logger("qlp_agent")
+
+
+class FatalAgentError(Exception):
+    """Cannot go on (e.g. the gateway rejects the API key)."""
+
+
+def registration_payload(settings: AgentSettings, machine: MachineInfo) -> dict[str, Any]:
+    return {
+        "name": (settings.name or machine.hostname or socket.gethostname())[:120],
+        "region": settings.region,
+        "price_per_gpu_hour": {"amount": settings.price_minor_units, "currency": "USD"},
+        "machine": machine.to_json(),
+    }
+
+
+def sim_seed_for(store: StateStore, state: AgentState) -> str:
+    """Simulated GPU identities are stable per state dir (idempotent re-register)."""
+    if not state.sim_seed:
+        state.sim_seed = secrets.token_hex(8)
+        store.save(state)
+    return state.sim_seed
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        client: GatewayClient | None = None,
+        backend: GpuBackend | None = None,
+    ) -> None:
+        self.settings = settings
+        self.state_dir = Path(settings.state_dir).expanduser()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = StateStore(self.state_dir)
+        self.state = self.store.load()
+        self.client = client or GatewayClient(
+            settings.gateway_url,
+            settings.api_key.get_secret_value(),
+            timeout=settings.request_timeout_s,
+            max_retries=settings.max_retries,
+        )
+        self.backend = backend or detect_backend(
+            settings.simulate_gpus,
+            settings.gpu_model,
+            settings.gpu_memory_gb,
+            sim_seed_for(self.store, self.state) if settings.simulated else "",
+        )
+        self.machine: MachineInfo | None = None
+        self.provider_id: str | None = None
+        self.runners: dict[str, JobRunner] = {}
+        self.tasks: dict[str, asyncio.Task[str]] = {}
+        self.prepared: dict[str, Assignment] = {}
+        self.seen_assignments: set[str] = set()
+        self.fenced: set[tuple[str, int]] = set()
+        self.heartbeats_sent = 0
+        self._hb_wake = asyncio.Event()
+        self.probe_server: HealthServer | None = None
+        self.registered = asyncio.Event()
+        self.limits = JobLimits(
+            settings.job_max_address_space_mb,
+            settings.job_max_cpu_seconds,
+            settings.job_max_open_files,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        health = None
+        if self.settings.probe_port is not None:
+            health = HealthServer(self, self.settings.probe_port, self.settings.http_host)
+            await health.start()
+            self.probe_server = health
+        try:
+            await self.register()
+            await self.recover()
+            hb = asyncio.create_task(self.heartbeat_loop(), name="heartbeat")
+            try:
+                await self.assignment_loop()
+            finally:
+                hb.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await hb
+        finally:
+            await self.shutdown()
+            if health is not None:
+                await health.stop()
+
+    async def shutdown(self) -> None:
+        """Stop monitoring; jobs keep running and stay in the state file."""
+        for t in self.tasks.values():
+            t.cancel()
+        for t in list(self.tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self.save()
+        await self.client.aclose()
+        self.backend.close()
+
+    def save(self) -> None:
+        self.store.save(self.state)
+
+    async def register(self) -> str:
+        self.machine = machine_info(self.backend, self.state_dir)
+        payload = registration_payload(self.settings, self.machine)
+        attempt = 0
+        while True:
+            try:
+                body = await self.client.register(payload)
+                break
+            except GatewayUnavailable as exc:
+                attempt += 1
+                delay = min(60.0, 2.0 * attempt)
+                log.warning("agent.register_retry", error=str(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+            except GatewayError as exc:
+                raise FatalAgentError(f"registration rejected: {exc}") from exc
+        self.provider_id = str(body["id"])
+        self.state.provider_id = self.provider_id
+        self.state.fingerprint = self.machine.fingerprint
+        self.save()
+        self.registered.set()
+        log.info(
+            "agent.registered",
+            provider_id=self.provider_id,
+            gpus=len(self.machine.gpus),
+            source=self.machine.source,
+            simulated=self.machine.simulated,
+        )
+        return self.provider_id
+
+    # ------------------------------------------------------------------ heartbeat
+
+    async def heartbeat_payload(self) -> dict[str, Any]:
+        busy = {u for r in self.runners.values() for u in r.record.gpu_uuids}
+        try:
+            # nvidia-smi is a subprocess and NVML calls can block: off the event loop
+            samples = [s.to_json() for s in await asyncio.to_thread(self.backend.sample, busy)]
+        except Exception as exc:
+            log.warning("agent.gpu_sample_failed", error=str(exc))
+            samples = []
+        # The leases this machine holds: running jobs, and standbys it prepared (the
+        # scheduler acknowledges start/prepare assignments from this list).
+        running = [
+            {"job_id": r.job_id, "epoch": r.epoch, "status": "running"}
+            for r in self.runners.values()
+        ]
+        running += [
+            {"job_id": a.job_id, "epoch": a.epoch, "status": "standby"}
+            for a in self.prepared.values()
+            if a.job_id not in self.runners
+        ]
+        return {"gpus": samples, "running": running}
+
+    def poke_heartbeat(self) -> None:
+        """Send the next heartbeat now (the set of held leases changed)."""
+        self._hb_wake.set()
+
+    async def heartbeat_loop(self) -> None:
+        assert self.provider_id
+        while True:
+            self._hb_wake.clear()
+            try:
+                await self.client.heartbeat(self.provider_id, await self.heartbeat_payload())
+                self.heartbeats_sent += 1
+            except (GatewayUnavailable, GatewayError) as exc:
+                log.warning("agent.heartbeat_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hb_wake.wait(), self.settings.heartbeat_interval)
+
+    # ------------------------------------------------------------------ assignments
+
+    async def assignment_loop(self) -> None:
+        assert self.provider_id
+        failures = 0
+        while True:
+            try:
+                items = await self.client.assignments(self.provider_id, self.settings.poll_wait_s)
+                failures = 0
+            except (GatewayUnavailable, GatewayError) as exc:
+                failures += 1
+                delay = min(30.0, 1.0 * failures)
+                log.warning("agent.poll_failed", error=str(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                continue
+            fresh = 0
+            for item in items:
+                try:
+                    fresh += await self.handle(Assignment.parse(item))
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.error("agent.bad_assignment", error=str(exc), item=item)
+            self._reap_tasks()
+            if (items and not fresh) or (not items and self.settings.poll_wait_s == 0):
+                # only redeliveries (not yet acknowledged): don't spin on them
+                await asyncio.sleep(min(1.0, self.settings.heartbeat_interval))
+
+    async def handle(self, a: Assignment) -> bool:
+        """Act on one assignment; False when it was a redelivery of one already handled."""
+        if a.assignment_id:
+            key = f"{a.assignment_id}:{a.action}"
+            if key in self.seen_assignments:
+                return False
+            if len(self.seen_assignments) > 10_000:
+                self.seen_assignments.clear()
+            self.seen_assignments.add(key)
+        if (a.job_id, a.epoch) in self.fenced:
+            return False
+        bound = log.bind(job_id=a.job_id, epoch=a.epoch, action=a.action, role=a.role)
+        if a.action == "cancel":
+            runner = self.runners.get(a.job_id)
+            if self.prepared.pop(a.job_id, None) is not None:
+                self.poke_heartbeat()
+            if runner is not None and runner.epoch <= a.epoch:
+                bound.info("job.cancel")
+                runner.cancel()
+            return True
+        if a.action == "prepare":
+            if a.job_id in self.runners:
+                return False
+            bound.info("job.prepare")
+            self.prepared[a.job_id] = a
+            self.job_dirs(a.job_id, a.epoch)[1].mkdir(parents=True, exist_ok=True)
+            self.poke_heartbeat()
+            return True
+        if a.action != "start":
+            bound.warning("job.unknown_action")
+            return True
+        if self.state.is_finished(a.job_id, a.epoch):
+            bound.info("job.already_ran_here")
+            return False
+        current = self.runners.get(a.job_id)
+        if current is not None:
+            if current.epoch >= a.epoch:
+                return False  # duplicate delivery
+            current.cancel()  # a newer lease for the same job: the old run must stop
+            old = self.tasks.get(a.job_id)
+            if old is not None:
+                await asyncio.wait({old}, timeout=self.settings.cancel_grace_s + 5)
+        self.prepared.pop(a.job_id, None)
+        if not await self.start_job(a) and a.assignment_id:
+            # transient failure (gateway unavailable): take the redelivery
+            self.seen_assignments.discard(f"{a.assignment_id}:{a.action}")
+        return True
+
+    def job_dirs(self, job_id: str, epoch: int) -> tuple[Path, Path]:
+        base = self.state_dir / "jobs" / job_id
+        return base / f"epoch-{epoch}", base / "checkpoints"
+
+    async def start_job(self, a: Assignment) -> bool:
+        """Restore (when resuming), spawn and start monitoring. False only when it could
+        not even try because the gateway was unavailable (a redelivery retries)."""
+        assert self.provider_id
+        pid_ = self.provider_id
+        bound = log.bind(job_id=a.job_id, epoch=a.epoch)
+        if not a.command:
+            with contextlib.suppress(GatewayError, GatewayUnavailable):
+                await self.client.job_status(
+                    pid_, a.job_id, a.epoch, "failed", message="empty command"
+                )
+            return True
+        job_dir, ckpt_dir = self.job_dirs(a.job_id, a.epoch)
+        try:
+            await self.client.job_status(pid_, a.job_id, a.epoch, "starting")
+            restored_step: int | None = None
+            if a.resume:
+                ckpt = await self.client.latest_checkpoint(pid_, a.job_id, a.epoch)
+                if ckpt is not None:
+                    try:
+                        await asyncio.to_thread(checkpoints.unpack, ckpt.data, ckpt_dir)
+                    except (OSError, ValueError, tarfile.TarError) as exc:
+                        bound.error("job.restore_failed", error=str(exc))
+                        await self.client.job_status(
+                            pid_,
+                            a.job_id,
+                            a.epoch,
+                            "failed",
+                            message=f"checkpoint restore failed: {exc}",
+                        )
+                        self.state.mark_finished(a.job_id, a.epoch)
+                        self.save()
+                        return True
+                    restored_step = ckpt.step
+                    bound.info("job.checkpoint_restored", step=ckpt.step, id=ckpt.checkpoint_id)
+                else:
+                    checkpoints.clear(ckpt_dir)
+                    bound.info("job.no_checkpoint_to_restore")
+            else:
+                checkpoints.clear(ckpt_dir)
+        except StaleEpoch:
+            bound.warning("job.stale_epoch_before_start")
+            self.fenced.add((a.job_id, a.epoch))
+            return True
+        except GatewayUnavailable as exc:
+            bound.error("job.start_deferred", error=str(exc))
+            return False
+        except GatewayError as exc:
+            bound.error("job.start_rejected", error=str(exc))
+            return True
+        env = job_env(dict(os.environ), a.env, a.gpu_uuids, ckpt_dir, a.job_id, a.epoch)
+        limits = JobLimits.merge(self.limits, a.limits)
+        try:
+            proc = JobProcess.spawn(a.command, env, job_dir, limits)
+        except OSError as exc:
+            with contextlib.suppress(GatewayError, GatewayUnavailable):
+                await self.client.job_status(
+                    pid_, a.job_id, a.epoch, "failed", message=f"cannot start: {exc}", exit_code=127
+                )
+            return True
+        record = JobRecord(
+            job_id=a.job_id,
+            epoch=a.epoch,
+            pid=proc.pid,
+            pid_start=proc.pid_start,
+            started_at=time.time(),
+            job_dir=str(job_dir),
+            checkpoint_dir=str(ckpt_dir),
+            assignment_id=a.assignment_id,
+            max_duration_s=a.max_duration_s,
+            checkpoint_interval_s=a.checkpoint_interval_s
+            or self.settings.default_checkpoint_interval_s,
+            gpu_uuids=a.gpu_uuids,
+            checkpoint_sig=checkpoints.signature(ckpt_dir) if restored_step is not None else "",
+            last_step=restored_step,
+        )
+        self.state.jobs[a.job_id] = record
+        self.save()
+        bound.info("job.started", pid=proc.pid, resume=a.resume, role=a.role)
+        runner = self._runner(record, proc)
+        try:
+            await self.client.job_status(pid_, a.job_id, a.epoch, "running", step=restored_step)
+        except StaleEpoch:
+            runner.cancel()
+            self.fenced.add((a.job_id, a.epoch))
+        except (GatewayError, GatewayUnavailable) as exc:
+            bound.warning("job.running_not_reported", error=str(exc))
+        self._launch(runner)
+        self.poke_heartbeat()
+        return True
+
+    def _runner(self, record: JobRecord, proc: JobProcess) -> JobRunner:
+        assert self.provider_id
+        return JobRunner(
+            client=self.client,
+            provider_id=self.provider_id,
+            record=record,
+            process=proc,
+            persist=self.save,
+            log_batch_interval_s=self.settings.log_batch_interval_s,
+            cancel_grace_s=self.settings.cancel_grace_s,
+            status_interval_s=self.settings.status_interval_s,
+        )
+
+    def _launch(self, runner: JobRunner) -> None:
+        self.runners[runner.job_id] = runner
+        task = asyncio.create_task(self._supervise(runner), name=f"job-{runner.job_id}")
+        self.tasks[runner.job_id] = task
+
+    async def _supervise(self, runner: JobRunner) -> str:
+        outcome = await runner.run()  # CancelledError (shutdown) skips the cleanup below
+        if outcome == "fenced":
+            self.fenced.add((runner.job_id, runner.epoch))
+        if outcome != "cancelled":  # a cancelled run may legitimately be started again
+            self.state.mark_finished(runner.job_id, runner.epoch)
+        if self.runners.get(runner.job_id) is runner:
+            self.runners.pop(runner.job_id, None)
+            rec = self.state.jobs.get(runner.job_id)
+            if rec is not None and rec.epoch == runner.epoch:
+                self.state.jobs.pop(runner.job_id, None)
+        self.save()
+        self.poke_heartbeat()
+        return outcome
+
+    def _reap_tasks(self) -> None:
+        for job_id, t in list(self.tasks.items()):
+            if t.done():
+                self.tasks.pop(job_id, None)
+                if not t.cancelled() and t.exception() is not None:
+                    log.error("job.monitor_crashed", job_id=job_id, error=repr(t.exception()))
+                    self.runners.pop(job_id, None)
+
+    # ------------------------------------------------------------------ restart survival
+
+    async def recover(self) -> None:
+        """Re-attach to jobs that survived the agent; report the rest. Never forget one."""
+        assert self.provider_id
+        for job_id, rec in list(self.state.jobs.items()):
+            alive = pid_alive(rec.pid, rec.pid_start)
+            decision = decide_recovery(alive, read_exit_code(rec.exit_file))
+            bound = log.bind(job_id=job_id, epoch=rec.epoch, pid=rec.pid)
+            bound.info("job.recover", decision=decision.action.value)
+            proc = JobProcess(rec.pid, rec.pid_start, rec.exit_file)
+            runner = self._runner(rec, proc)
+            if decision.action is Recovery.REATTACH:
+                self._launch(runner)
+                continue
+            if decision.action is Recovery.FINISHED:
+                # the runner's first poll sees the exit code, ships the rest of the log,
+                # uploads a final checkpoint and reports the status
+                self._launch(runner)
+                continue
+            try:
+                status, message = "failed", decision.message
+                await runner._ship_logs(final=True, quiet=True)
+                await runner._report_final(status, message, None)
+            except StaleEpoch:
+                bound.warning("job.lost_and_stale")
+            self.state.mark_finished(job_id, rec.epoch)
+            self.state.jobs.pop(job_id, None)
+            self.save()
+
+    # ------------------------------------------------------------------ health
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "registered": self.registered.is_set(),
+            "provider_id": self.provider_id,
+            "jobs_running": len(self.runners),
+            "heartbeats_sent": self.heartbeats_sent,
+            "simulated": bool(self.machine and self.machine.simulated),
+        }
+
+
+__all__ = ["Agent", "FatalAgentError", "final_status", "registration_payload"]

@@ -1,0 +1,1 @@
+"""Sample workloads the agent can run (see train.py)."""
