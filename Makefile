@@ -47,7 +47,7 @@ fmt: sync ## apply ruff fixes and formatting
 	@$(RUN) ruff format .
 
 typecheck: sync ## mypy (strict on libs/ and domain layers)
-	@$(RUN) mypy libs/kit/src libs/contracts/src/qlp_contracts libs/testing/src infra/src
+	@$(RUN) mypy libs/kit/src libs/contracts/src/qlp_contracts libs/testing/src infra/src $(wildcard services/*/src)
 
 proto: sync ## regenerate bindings from proto/ and refresh the descriptor snapshot
 	@$(RUN) python -m qlp_contracts.codegen generate
