@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from qlp_testing.flows import tenant_guard_violations
+
 pytestmark = pytest.mark.e2e
 
 
@@ -43,12 +45,7 @@ async def test_no_query_crossed_a_tenant(qlp_platform: Any) -> None:
     async with httpx.AsyncClient(timeout=10) as c:
         for name, svc in qlp_platform.state.services.items():
             text = (await c.get(f"{svc['url']}/metrics")).text
-            hits = [
-                line
-                for line in text.splitlines()
-                if line.startswith("qlp_tenant_guard_violations_total{")
-                and float(line.rsplit(" ", 1)[1]) > 0
-            ]
+            hits = tenant_guard_violations(text)
             if hits:
                 bad[name] = hits
     assert not bad, bad

@@ -33,5 +33,5 @@ async def metrics_endpoint(_: Request) -> Response:
 TENANT_GUARD_VIOLATIONS = Counter(
     "qlp_tenant_guard_violations_total",
     "Queries on tenant collections without the tenant in their filter",
-    ["collection", "command"],
+    ["database", "collection", "command"],
 )

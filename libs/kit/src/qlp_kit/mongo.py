@@ -114,7 +114,7 @@ class TenantGuard(monitoring.CommandListener):
         from qlp_kit.metrics import TENANT_GUARD_VIOLATIONS
 
         self.violations.append(f"{name} {coll}")
-        TENANT_GUARD_VIOLATIONS.labels(coll, name).inc()
+        TENANT_GUARD_VIOLATIONS.labels(self.database, coll, name).inc()
         import structlog
 
         structlog.get_logger("qlp.tenant_guard").error(

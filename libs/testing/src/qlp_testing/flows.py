@@ -53,3 +53,18 @@ async def eventually(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"{what} not reached in {timeout}s; last: {last!r}")
+
+
+def tenant_guard_violations(metrics_text: str, database: str | None = None) -> list[str]:
+    """The non-zero ``qlp_tenant_guard_violations_total`` samples of a ``/metrics``
+    page, only those of ``database`` when given (the registry is per process, so
+    an in-process app shares it with every other test's databases)."""
+    hits = []
+    for line in metrics_text.splitlines():
+        if not line.startswith("qlp_tenant_guard_violations_total{"):
+            continue
+        if database is not None and f'database="{database}"' not in line:
+            continue
+        if float(line.rsplit(" ", 1)[1]) > 0:
+            hits.append(line)
+    return hits

@@ -396,17 +396,14 @@ async def test_api_auth_scopes_roles_and_tenancy(app_url: str, h: Any, unique: s
         assert (await c.get("/v1/billing/subscription")).status_code == 401
 
 
-async def test_zz_no_query_crossed_a_tenant(app_url: str) -> None:
+async def test_zz_no_query_crossed_a_tenant(app_url: str, app_db: Any) -> None:
     """Every query the app made during these tests named the tenant (or is a declared
     cross-tenant background job or report)."""
     import httpx
 
+    from qlp_testing.flows import tenant_guard_violations
+
     async with httpx.AsyncClient(base_url=app_url) as c:
         text = (await c.get("/metrics")).text
-    hits = [
-        line
-        for line in text.splitlines()
-        if line.startswith("qlp_tenant_guard_violations_total{")
-        and float(line.rsplit(" ", 1)[1]) > 0
-    ]
+    hits = tenant_guard_violations(text, app_db.name)
     assert not hits, hits

@@ -26,6 +26,7 @@ from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
 from qlp_scheduler.engine import Scheduler
 from qlp_scheduler.repository import Repository
+from qlp_testing.flows import tenant_guard_violations
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -205,12 +206,7 @@ async def test_hot_standby_lifecycle_with_fencing_and_checkpoints(
     assert "qlp_scheduler_placements_total" in prom
     assert "qlp_scheduler_stale_epoch_total" in prom
     # every query on a tenant collection carried the tenant or a cross-tenant reason
-    violations = [
-        line
-        for line in prom.splitlines()
-        if line.startswith("qlp_tenant_guard_violations_total{") and float(line.split()[-1]) > 0
-    ]
-    assert violations == []
+    assert tenant_guard_violations(prom, sched_app.db_name) == []
     # every transition was an event on the scheduling topic, in order
     types = await event_types_for(
         qlp_infra.kafka,
