@@ -107,13 +107,13 @@ class ConsumerRunner:
             else:
                 EVENTS_CONSUMED.labels(self.service, self.spec.group, "skipped").inc()
         if not events:
-            faults.hit("consumer.after_effect")
+            faults.hit("consumer.after_effect", self.spec.group)
             return
         if self.spec.batch_handler is not None:
             try:
                 await self.spec.batch_handler([ev for _, ev in events])
                 EVENTS_CONSUMED.labels(self.service, self.spec.group, "ok").inc(len(events))
-                faults.hit("consumer.after_effect")
+                faults.hit("consumer.after_effect", self.spec.group)
                 return
             except Exception as exc:
                 log.warning(
@@ -121,7 +121,7 @@ class ConsumerRunner:
                 )
         for rec, ev in events:
             await self._handle_one(rec, ev)
-        faults.hit("consumer.after_effect")
+        faults.hit("consumer.after_effect", self.spec.group)
 
     async def _handle_one(self, rec: ConsumerRecord[bytes, bytes], ev: Event) -> None:
         attempts = self.spec.max_attempts or self.retry.max_attempts

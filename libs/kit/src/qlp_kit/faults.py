@@ -1,7 +1,8 @@
 """Fail points for crash tests: off unless ``QLP_FAULTS`` names them.
 
 ``QLP_FAULTS="relay.after_publish:3"`` kills this process with SIGKILL the third
-time the relay reaches that point. Production never sets the variable; the delivery
+time the relay reaches that point; ``name@scope:n`` counts only the hits made for
+that scope (a consumer's hits carry its group: ``consumer.after_effect@billing.metering:3``). Production never sets the variable; the delivery
 tests use it to crash a process exactly between two writes.
 """
 
@@ -25,9 +26,12 @@ def _armed() -> dict[str, int]:
 _ARMED = _armed()
 
 
-def hit(point: str) -> None:
-    if not _ARMED or point not in _ARMED:
+def hit(point: str, scope: str | None = None) -> None:
+    if not _ARMED:
         return
-    _counts[point] = _counts.get(point, 0) + 1
-    if _counts[point] >= _ARMED[point]:
-        os.kill(os.getpid(), signal.SIGKILL)
+    for name in (point, f"{point}@{scope}" if scope else None):
+        if name is None or name not in _ARMED:
+            continue
+        _counts[name] = _counts.get(name, 0) + 1
+        if _counts[name] >= _ARMED[name]:
+            os.kill(os.getpid(), signal.SIGKILL)

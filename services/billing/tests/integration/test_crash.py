@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from qlp.usage.v1 import events_pb2 as usage
 from qlp_contracts import topics
@@ -18,6 +19,31 @@ from qlp_testing.infra import TestInfra
 from qlp_testing.services import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+async def _commit_group_at_end(bootstrap: str, group: str, topic: str) -> None:
+    """Start ``group`` at the end of ``topic``: the session's earlier tests left usage
+    events there, and the fail point must count only batches of this test's events.
+    (Read to the end rather than ``seek_to_end``: the embedded broker answers
+    ListOffsets(latest) wrongly.)"""
+    c = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await c.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not c.assignment():
+            assert time.monotonic() < deadline, "no partitions assigned"
+            await c.getmany(timeout_ms=200)
+        while any((await c.getmany(timeout_ms=1000)).values()):
+            assert time.monotonic() < deadline, "the topic did not end"
+        await c.commit()
+    finally:
+        await c.stop()
 
 
 async def test_metering_exact_after_kill9_before_offset_commit(
@@ -39,9 +65,11 @@ async def test_metering_exact_after_kill9_before_offset_commit(
         "QLP_BILLING_CONSUMER_BATCH_MAX_RECORDS": "50",
         "QLP_BILLING_BACKGROUND_ENABLED": "false",
     }
+    group = f"billing-crash-{unique}.metering"
+    await _commit_group_at_end(qlp_infra.kafka, group, topics.USAGE.name)
     proc = ServiceProcess("billing", env, tmp_path)
-    # killed the 3rd time any consumer finished a batch's effect (before its commit)
-    await proc.start({"QLP_FAULTS": "consumer.after_effect:3"}, timeout=120)
+    # killed the 3rd time metering finished a batch's effect (before its commit)
+    await proc.start({"QLP_FAULTS": f"consumer.after_effect@{group}:3"}, timeout=120)
     msgs = [
         usage.UsageRecorded(org_id=org, meter="api_calls", quantity=i % 7 + 1) for i in range(300)
     ]
