@@ -64,7 +64,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(lvl)
-    for noisy in ("aiokafka", "pymongo", "uvicorn.access"):
+    for noisy in ("aiokafka", "pymongo", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(lvl, logging.WARNING))
 
 
