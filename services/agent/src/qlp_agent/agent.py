@@ -16,9 +16,10 @@ from typing import Any
 from qlp_agent import checkpoints
 from qlp_agent.client import GatewayClient, GatewayError, GatewayUnavailable, StaleEpoch
 from qlp_agent.config import AgentSettings
+from qlp_agent.containers import ContainerEngineError, container_argv, detect_engine
 from qlp_agent.gpu import GpuBackend, MachineInfo, detect_backend, machine_info
 from qlp_agent.health import HealthServer
-from qlp_agent.runner import Assignment, JobLimits, JobProcess, JobRunner, job_env
+from qlp_agent.runner import PINNED_ENV, Assignment, JobLimits, JobProcess, JobRunner, job_env
 from qlp_agent.state import (
     AgentState,
     JobRecord,
@@ -38,12 +39,14 @@ class FatalAgentError(Exception):
     """Cannot go on (e.g. the gateway rejects the API key)."""
 
 
-def registration_payload(settings: AgentSettings, machine: MachineInfo) -> dict[str, Any]:
+def registration_payload(
+    settings: AgentSettings, machine: MachineInfo, container_engine: str = ""
+) -> dict[str, Any]:
     return {
         "name": (settings.name or machine.hostname or socket.gethostname())[:120],
         "region": settings.region,
         "price_per_gpu_hour": {"amount": settings.price_minor_units, "currency": "USD"},
-        "machine": machine.to_json(),
+        "machine": {**machine.to_json(), "container_engine": container_engine},
     }
 
 
@@ -80,6 +83,12 @@ class Agent:
             settings.gpu_memory_gb,
             sim_seed_for(self.store, self.state) if settings.simulated else "",
         )
+        try:
+            self.container_engine = detect_engine(settings.container_engine)
+        except ContainerEngineError as exc:
+            raise FatalAgentError(
+                f"--container-engine (QLP_AGENT_CONTAINER_ENGINE): {exc}"
+            ) from exc
         self.machine: MachineInfo | None = None
         self.provider_id: str | None = None
         self.runners: dict[str, JobRunner] = {}
@@ -136,7 +145,7 @@ class Agent:
 
     async def register(self) -> str:
         self.machine = machine_info(self.backend, self.state_dir)
-        payload = registration_payload(self.settings, self.machine)
+        payload = registration_payload(self.settings, self.machine, self.container_engine)
         attempt = 0
         while True:
             try:
@@ -332,8 +341,34 @@ class Agent:
             return True
         env = job_env(dict(os.environ), a.env, a.gpu_uuids, ckpt_dir, a.job_id, a.epoch)
         limits = JobLimits.merge(self.limits, a.limits)
+        command = a.command
+        if a.image:
+            if not self.container_engine:
+                with contextlib.suppress(GatewayError, GatewayUnavailable):
+                    await self.client.job_status(
+                        pid_,
+                        a.job_id,
+                        a.epoch,
+                        "failed",
+                        message="this provider has no container engine for the job's image",
+                        exit_code=127,
+                    )
+                self.state.mark_finished(a.job_id, a.epoch)
+                self.save()
+                return True
+            command = container_argv(
+                self.container_engine,
+                a.image,
+                a.command,
+                job_id=a.job_id,
+                epoch=a.epoch,
+                gpu_uuids=a.gpu_uuids,
+                simulated=bool(self.machine and self.machine.simulated),
+                env_names=[*a.env, *PINNED_ENV],
+                checkpoint_dir=str(ckpt_dir),
+            )
         try:
-            proc = JobProcess.spawn(a.command, env, job_dir, limits)
+            proc = JobProcess.spawn(command, env, job_dir, limits)
         except OSError as exc:
             with contextlib.suppress(GatewayError, GatewayUnavailable):
                 await self.client.job_status(

@@ -31,6 +31,10 @@ RUN_FLAGS: dict[str, tuple[str, str]] = {
     "--simulate-gpus": ("simulate_gpus", "run without a GPU, reporting N simulated GPUs"),
     "--gpu-model": ("gpu_model", "model name of simulated GPUs (default SIM-A100)"),
     "--gpu-memory-gb": ("gpu_memory_gb", "memory of each simulated GPU in GB (default 80)"),
+    "--container-engine": (
+        "container_engine",
+        "auto (docker, then podman), docker, podman or none: runs jobs that name an image",
+    ),
     "--state-dir": ("state_dir", "where job state, logs and checkpoints live"),
     "--heartbeat-interval": ("heartbeat_interval", "seconds between heartbeats (default 10)"),
     "--poll-wait": ("poll_wait_s", "long-poll wait for assignments in seconds (default 20)"),
@@ -106,6 +110,8 @@ def _run(settings: AgentSettings) -> int:
         _fail(str(exc), 2)
     except OSError as exc:
         _fail(f"--state-dir (QLP_AGENT_STATE_DIR): cannot use {settings.state_dir}: {exc}", 2)
+    except FatalAgentError as exc:  # e.g. --container-engine names one that does not work
+        _fail(str(exc), 2)
 
     async def main() -> None:
         task = asyncio.current_task()

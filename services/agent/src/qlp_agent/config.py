@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +40,7 @@ class AgentSettings(BaseSettings):
     simulate_gpus: int = Field(default=0, ge=0, le=64)
     gpu_model: str = Field(default="SIM-A100", min_length=1, max_length=64)
     gpu_memory_gb: int = Field(default=80, ge=1, le=4096)
+    container_engine: Literal["auto", "docker", "podman", "none"] = "auto"
     state_dir: Path = DEFAULT_STATE_DIR
     heartbeat_interval: float = Field(default=10.0, gt=0, le=3600)
     poll_wait_s: int = Field(default=20, ge=0, le=25)

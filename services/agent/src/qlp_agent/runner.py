@@ -84,6 +84,7 @@ class Assignment:
     max_duration_s: float | None
     resume: bool
     limits: dict[str, Any] = field(default_factory=dict)
+    image: str = ""
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Assignment:
@@ -110,7 +111,12 @@ class Assignment:
             max_duration_s=num(d.get("max_duration_s")),
             resume=bool(d.get("resume", False)),
             limits=dict(lim) if isinstance(lim := d.get("limits"), dict) else {},
+            image=str(d.get("image") or ""),
         )
+
+
+# set by the agent for every job; the assignment cannot override them
+PINNED_ENV = ("CUDA_VISIBLE_DEVICES", "QLP_CHECKPOINT_DIR", "QLP_JOB_ID", "QLP_EPOCH")
 
 
 def job_env(

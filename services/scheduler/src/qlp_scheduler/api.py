@@ -77,6 +77,7 @@ def provider_out(sched: Scheduler, d: dict[str, Any]) -> M.ProviderOut:
             (M.GpuOut(uuid=u, **g) for u, g in gpus.items()), key=lambda g: (g.index, g.uuid)
         ),
         simulated=bool((d.get("machine") or {}).get("simulated")),
+        containers=bool(d.get("containers")),
         reliability=round(sched.reliability_of(d), 4),
         stake=M.MoneyOut(amount=int(d.get("stake_minor", 0) or 0), currency=d["currency"]),
         last_heartbeat_at=S.from_ms(d.get("last_heartbeat_ms")),
@@ -116,6 +117,7 @@ def job_out(sched: Scheduler, j: dict[str, Any]) -> M.JobOut:
         max_price_per_gpu_hour=M.MoneyOut(amount=int(spec["max_price_minor"]), currency=cur),
         region=spec.get("region") or None,
         command=list(spec["command"]),
+        image=spec.get("image") or None,
         checkpoint_interval_s=int(spec["checkpoint_interval_s"]),
         redundancy=spec["redundancy"],
         max_duration_s=int(spec["max_duration_s"]),
@@ -146,6 +148,7 @@ def _assignment(a: dict[str, Any]) -> M.AssignmentOut:
         role=a["role"],
         action=a["action"],
         command=list(a.get("command") or []),
+        image=str(a.get("image") or ""),
         env=dict(a.get("env") or {}),
         gpu_uuids=list(a.get("gpu_uuids") or []),
         checkpoint_interval_s=int(a.get("checkpoint_interval_s", 0)),
@@ -434,6 +437,7 @@ async def offers(
                 region=v.region,
                 reliability=round(v.reliability, 4),
                 simulated=bool((d.get("machine") or {}).get("simulated")),
+                containers=v.containers,
             )
             for d, v in window
         ],

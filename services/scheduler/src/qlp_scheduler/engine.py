@@ -74,6 +74,13 @@ def _placement(view: S.OfferView, uuids: list[str], role: str) -> Doc:
     }
 
 
+def containers_of(body: Doc) -> bool:
+    """A Kubernetes pool runs images; an agent does when it found a container engine."""
+    if body.get("backend") == "kubernetes":
+        return True
+    return bool((body.get("machine") or {}).get("container_engine"))
+
+
 def assignment_id(job_id: str, epoch: int, provider_id: str, action: str) -> str:
     return f"asg-{job_id}-{epoch}-{provider_id}-{action}"
 
@@ -173,6 +180,7 @@ class Scheduler:
             "claims": {},
             "status": S.ACTIVE,
             "backend": body.get("backend", "agent"),
+            "containers": containers_of(body),
             "kubernetes": body.get("kubernetes") if body.get("backend") == "kubernetes" else None,
             "stake_minor": int(body.get("stake_minor", 0) or 0),
             "created_at": now,
@@ -211,6 +219,7 @@ class Scheduler:
             "region": body["region"],
             "price_minor": int(price["amount"]),
             "currency": price["currency"],
+            "containers": containers_of(body),
         }
         if all(doc.get(k) == v for k, v in changes.items()):
             return doc
@@ -441,6 +450,7 @@ class Scheduler:
             min_gpu_memory_gb=float(spec.get("min_gpu_memory_gb") or 0),
             region=spec.get("region") or "",
             region_strict=bool(spec.get("region_strict")),
+            container=bool(spec.get("image")),
         )
 
     async def claim_best(
@@ -614,6 +624,7 @@ class Scheduler:
                     "role": role,
                     "action": action,
                     "command": list(spec["command"]),
+                    "image": spec.get("image") or "",
                     "env": dict(spec.get("env") or {}),
                     "gpu_uuids": list(pl["gpu_uuids"]),
                     "checkpoint_interval_s": int(spec["checkpoint_interval_s"]),

@@ -137,7 +137,7 @@ class KubernetesLauncher:
         body = build_gpu_job(
             assignment,
             namespace=self._ns(provider),
-            image=str(cfg.get("image") or self.default_image),
+            image=str(assignment.get("image") or cfg.get("image") or self.default_image),
             node_selector=dict(cfg.get("node_selector") or {}),
         )
         try:

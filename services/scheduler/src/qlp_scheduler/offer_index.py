@@ -46,6 +46,7 @@ def view_from_doc(doc: dict[str, Any], now: datetime, window_min: int) -> OfferV
         ),
         last_heartbeat_ts=hb_ts,
         status=str(doc.get("status", ACTIVE)),
+        containers=bool(doc.get("containers")),
         gpu_owner={u: str(owners.get(u, "") or "") for u in ordered},
     )
 

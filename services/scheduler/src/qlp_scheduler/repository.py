@@ -70,6 +70,7 @@ OFFER_FIELDS = dict.fromkeys(
         "status",
         "gpus",
         "gpu_owner",
+        "containers",
     ],
     1,
 )

@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # GPU uuids become document field names: no dots, no dollars.
 UUID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_:-]{0,127}$"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# An OCI image reference: [registry[:port]/]path[:tag][@digest], no spaces or options.
+IMAGE_PATTERN = (
+    r"^[a-z0-9][a-z0-9._-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
 
 
 class Strict(BaseModel):
@@ -38,6 +43,8 @@ class MachineIn(BaseModel):
     driver_version: str = Field(default="", max_length=64)
     cuda_version: str = Field(default="", max_length=64)
     simulated: bool = False
+    # the container engine the agent found ("" when none): jobs with an image need one
+    container_engine: Literal["", "docker", "podman"] = ""
     gpus: list[GpuIn] = Field(min_length=1, max_length=64)
 
     @model_validator(mode="after")
@@ -95,6 +102,7 @@ class ProviderOut(BaseModel):
     available_gpus: int
     gpus: list[GpuOut]
     simulated: bool
+    containers: bool
     reliability: float
     stake: MoneyOut
     last_heartbeat_at: datetime | None
@@ -137,6 +145,7 @@ class AssignmentOut(BaseModel):
     role: Literal["primary", "standby"]
     action: Literal["start", "cancel", "prepare"]
     command: list[str]
+    image: str = ""
     env: dict[str, str]
     gpu_uuids: list[str]
     checkpoint_interval_s: int
@@ -191,6 +200,9 @@ class JobIn(Strict):
     region: str | None = Field(default=None, max_length=64)
     region_strict: bool = False
     command: list[str] = Field(min_length=1, max_length=256)
+    # run the command in this container image (only on providers with a container
+    # engine, or a Kubernetes pool); without it the command runs as a process
+    image: str | None = Field(default=None, max_length=512, pattern=IMAGE_PATTERN)
     env: dict[str, str] = Field(default_factory=dict, max_length=64)
     checkpoint_interval_s: int = Field(default=300, ge=0, le=86_400)
     redundancy: Literal["none", "hot_standby"] = "none"
@@ -228,6 +240,7 @@ class JobIn(Strict):
             "region": self.region or "",
             "region_strict": self.region_strict,
             "command": list(self.command),
+            "image": self.image or "",
             "env": dict(self.env),
             "checkpoint_interval_s": self.checkpoint_interval_s,
             "redundancy": self.redundancy,
@@ -258,6 +271,7 @@ class JobOut(BaseModel):
     max_price_per_gpu_hour: MoneyOut
     region: str | None
     command: list[str]
+    image: str | None
     checkpoint_interval_s: int
     redundancy: str
     max_duration_s: int
@@ -327,6 +341,7 @@ class OfferOut(BaseModel):
     region: str
     reliability: float
     simulated: bool
+    containers: bool
 
 
 class OfferList(BaseModel):

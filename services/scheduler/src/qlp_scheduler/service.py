@@ -91,6 +91,7 @@ class OfferView:
     reliability: float
     last_heartbeat_ts: float  # POSIX seconds; 0 when never
     status: str = ACTIVE
+    containers: bool = False  # can run container images
     # uuid -> owning claim key ("" = free); order = device index order.
     gpu_owner: dict[str, str] = field(default_factory=dict)
 
@@ -107,6 +108,7 @@ class Requirements:
     min_gpu_memory_gb: float = 0.0
     region: str = ""
     region_strict: bool = False
+    container: bool = False  # the job names an image
 
 
 def normalize_model(model: str) -> str:
@@ -142,6 +144,8 @@ def eligible(
     if req.gpu_model and not model_matches(offer.gpu_model, req.gpu_model):
         return False
     if req.region_strict and req.region and offer.region != req.region:
+        return False
+    if req.container and not offer.containers:
         return False
     if offer.machine_id in exclude_machines:
         return False
@@ -272,6 +276,7 @@ def top_candidates_grouped(
                 or o.offer_id in excl_o
                 or o.machine_id in excl_m
                 or (check_model and not model_matches(o.gpu_model, req.gpu_model))
+                or (req.container and not o.containers)
                 or (
                     g.region is None and req.region_strict and req.region and o.region != req.region
                 )

@@ -78,6 +78,38 @@ async def test_register_is_idempotent_and_tenant_scoped(sched_app: App) -> None:
         await x.aclose()
 
 
+async def test_image_jobs_go_only_to_providers_with_a_container_engine(sched_app: App) -> None:
+    plain, p_plain = await _register(sched_app.url, "fp-plain", price=100)
+    c = client(sched_app.url, agent_principal(new_id("org")))
+    body = provider_body("fp-box", price=250)
+    body["machine"]["container_engine"] = "podman"
+    r = await c.post("/v1/providers", json=body)
+    assert r.status_code == 201 and r.json()["containers"] is True, r.text
+    p_box = r.json()["id"]
+    assert (await c.post(f"/v1/providers/{p_box}/heartbeat", json={})).status_code == 200
+    bad = provider_body("fp-bad")
+    bad["machine"]["container_engine"] = "lxc"
+    assert (await c.post("/v1/providers", json=bad)).status_code == 422
+    await _wait_index(sched_app)
+    cons = client(sched_app.url, consumer_principal(new_id("org")))
+    offers = (await cons.get("/v1/gpu/offers")).json()["items"]
+    assert {o["provider_id"]: o["containers"] for o in offers} == {p_plain: False, p_box: True}
+
+    r = await cons.post("/v1/gpu/jobs", json=job_body(image="ghcr.io/acme/train:1.2"))
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["provider_id"] == p_box and job["image"] == "ghcr.io/acme/train:1.2"
+    (start,) = (await c.get(f"/v1/providers/{p_box}/assignments")).json()["items"]
+    assert start["image"] == "ghcr.io/acme/train:1.2" and start["command"][0] == "python"
+    # without an image the cheaper plain provider wins, and gets no image
+    r = await cons.post("/v1/gpu/jobs", json=job_body())
+    assert r.json()["provider_id"] == p_plain and r.json()["image"] is None
+    (start,) = (await plain.get(f"/v1/providers/{p_plain}/assignments")).json()["items"]
+    assert start["image"] == ""
+    for x in (plain, c, cons):
+        await x.aclose()
+
+
 async def test_hot_standby_lifecycle_with_fencing_and_checkpoints(
     sched_app: App, qlp_infra: Any
 ) -> None:
@@ -322,6 +354,8 @@ async def test_bad_requests_are_problems(sched_app: App) -> None:
     assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
     r = await cons.post("/v1/gpu/jobs", json=job_body(redundancy="triple"))
     assert r.status_code == 422
+    for image in ("--privileged", "alpine latest", "UPPER/case", "a" * 513, "img@sha256:xyz"):
+        assert (await cons.post("/v1/gpu/jobs", json=job_body(image=image))).status_code == 422
     assert (await cons.get("/v1/gpu/jobs/job_nope")).status_code == 404
     agent_key = Principal(
         org_id=new_id("org"), subject="key_x", kind="api_key", scopes=["gpu:jobs"]

@@ -85,6 +85,14 @@ async def test_launcher_create_is_idempotent_and_cancel_tolerates_missing() -> N
     assert [c[0] for c in fake.calls] == ["create", "create", "delete", "delete"]
 
 
+async def test_a_jobs_own_image_wins_over_the_pool_default() -> None:
+    fake = FakeBatchV1Api()
+    launcher = KubernetesLauncher(fake, "default", "python:3.11-slim")
+    name = await launcher.start({**ASSIGNMENT, "image": "ghcr.io/acme/other:2"}, PROVIDER)
+    body = fake.jobs[("gpu-pool", name)]
+    assert body.spec.template.spec.containers[0].image == "ghcr.io/acme/other:2"
+
+
 async def test_launcher_raises_other_api_errors() -> None:
     class Broken(FakeBatchV1Api):
         def create_namespaced_job(self, namespace: str, body: Any, **kw: Any) -> Any:

@@ -28,6 +28,7 @@ def offer(
     hb_age: float = 1.0,
     machine: str | None = None,
     status: str = S.ACTIVE,
+    containers: bool = False,
 ) -> S.OfferView:
     owner = {f"{oid}-g{i}": "" for i in range(gpus)}
     return S.OfferView(
@@ -45,6 +46,7 @@ def offer(
         reliability=rel,
         last_heartbeat_ts=NOW - hb_age,
         status=status,
+        containers=containers,
         gpu_owner=owner,
     )
 
@@ -76,6 +78,9 @@ def req(**kw: object) -> S.Requirements:
         (offer("a", region="us-east"), req(region="eu-west"), True),
         (offer("a", region="us-east"), req(region="eu-west", region_strict=True), False),
         (offer("a"), req(currency="EUR"), False),
+        (offer("a"), req(container=True), False),  # an image needs a container engine
+        (offer("a", containers=True), req(container=True), True),
+        (offer("a", containers=True), req(), True),
     ],
 )
 def test_eligibility(o: S.OfferView, r: S.Requirements, ok: bool) -> None:
@@ -112,6 +117,7 @@ def test_exclude_machine_keeps_standby_off_the_primary_machine() -> None:
             st.integers(0, 4),  # gpus
             st.sampled_from(["NVIDIA H100 80GB HBM3", "NVIDIA A100 40GB"]),
             st.floats(0, 60),  # heartbeat age
+            st.booleans(),  # container engine
         ),
         max_size=60,
     ),
@@ -119,20 +125,28 @@ def test_exclude_machine_keeps_standby_off_the_primary_machine() -> None:
     st.integers(1, 10),
     st.sampled_from(["", "H100", "A100"]),
     st.booleans(),
+    st.booleans(),
 )
 def test_top_candidates_equals_full_ranking(
-    rows: list[tuple[int, float, str, int, str, float]],
+    rows: list[tuple[int, float, str, int, str, float, bool]],
     count: int,
     k: int,
     model: str,
     strict: bool,
+    container: bool,
 ) -> None:
     """Branch and bound over price order returns exactly the k best of a full sort."""
     offers = [
-        offer(f"o{i:03d}", price=p, rel=rel, region=reg, gpus=g, model=m, hb_age=age)
-        for i, (p, rel, reg, g, m, age) in enumerate(rows)
+        offer(f"o{i:03d}", price=p, rel=rel, region=reg, gpus=g, model=m, hb_age=age, containers=c)
+        for i, (p, rel, reg, g, m, age, c) in enumerate(rows)
     ]
-    r = req(gpu_count=count, gpu_model=model, region="eu-west", region_strict=strict)
+    r = req(
+        gpu_count=count,
+        gpu_model=model,
+        region="eu-west",
+        region_strict=strict,
+        container=container,
+    )
     by_price = sorted(offers, key=lambda o: (o.price_minor, o.offer_id))
     fast = S.top_candidates(by_price, r, NOW, 30.0, k=k)
     full = S.rank_offers(offers, r, NOW, 30.0)[:k]
