@@ -187,10 +187,12 @@ class Runtime:
         secret = self._secret()
         urls: dict[str, str] = {}
         gw_port = self.gateway_port
-        for name in names:
+        if GATEWAY in names and port_open("127.0.0.1", gw_port):
+            raise RuntimeError(f"port {gw_port} is in use; choose another with QLP_GATEWAY_PORT")
+
+        def spawn(name: str) -> tuple[str, subprocess.Popen[bytes], Path]:
+            assert self.state is not None and kafka and mongo
             port = gw_port if name == GATEWAY else free_port()
-            if name == GATEWAY and port_open("127.0.0.1", port):
-                raise RuntimeError(f"port {port} is in use; choose another with QLP_GATEWAY_PORT")
             env = {
                 **os.environ,
                 **self.extra_env,
@@ -201,23 +203,32 @@ class Runtime:
                 "PYTHONUNBUFFERED": "1",
             }
             log = self.dir / "logs" / f"{name}.log"
-            fh = open(log, "ab")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "qlp_kit.serve", name, "--port", str(port)],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
+            with open(log, "ab") as fh:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "qlp_kit.serve", name, "--port", str(port)],
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                )
             self.procs[name] = proc
             url = f"http://127.0.0.1:{port}"
             self.state.services[name] = {"pid": proc.pid, "url": url, "log": str(log)}
             write_state(self.state, self.dir)
-            if name != GATEWAY:
-                urls[name] = url
+            return url, proc, log
+
+        async def ready(name: str, url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
             await _wait_ready(url, proc, name, log, self.ready_timeout)
             print(f"{name:<9} {url}  ready", flush=True)
+
+        # the services start together; the gateway, which needs their URLs, last
+        backends = [n for n in names if n != GATEWAY]
+        started = {n: spawn(n) for n in backends}
+        urls.update({n: started[n][0] for n in backends})
+        await asyncio.gather(*(ready(n, *started[n]) for n in backends))
+        if GATEWAY in names:
+            await ready(GATEWAY, *spawn(GATEWAY))
         self.state.gateway_url = (
             str(self.state.services[GATEWAY]["url"]) if GATEWAY in names else None
         )
