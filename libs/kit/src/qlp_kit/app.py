@@ -136,6 +136,17 @@ def asyncapi_document(broker: KafkaBroker, definition: ServiceDefinition) -> dic
     return doc
 
 
+async def start_subscribers(broker: KafkaBroker) -> None:
+    """``broker.start()``, with the subscribers started together: each one's consumer
+    joins its group (seconds against a broker that delays joins), and FastStream starts
+    them one after another."""
+    await broker.connect()
+    await asyncio.gather(*(sub.start() for sub in broker.subscribers))
+    for pub in broker.publishers:
+        await pub.start()
+    broker.running = True
+
+
 def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
     configure_logging(definition.name, settings.log_level)
     configure_tracing(definition.name, settings.otel_exporter_otlp_endpoint)
@@ -179,7 +190,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         if definition.on_startup:
             await definition.on_startup(ctx)
         if settings.consumers_enabled and specs:
-            await broker.start()
+            await start_subscribers(broker)
         tasks: list[asyncio.Task[None]] = []
         if settings.relay_enabled and definition.outbox_collections:
             tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
