@@ -43,8 +43,11 @@ async def test_no_operation_answers_5xx(qlp_platform: Any, unique: str, tmp_path
         "examples,coverage,fuzzing",
         "--seed",
         "20261123",
+        # one worker: with several threads, hypothesis's lambda descriptions hit a
+        # CPython 3.11 race in ast.parse ("AST constructor recursion depth mismatch",
+        # python/cpython#106905) and the run ends in a tool error, not a finding
         "--workers",
-        "2",
+        "1",
         "--request-timeout",
         "35",  # the agents' assignment long-poll waits up to 25 s
         # the fuzzing phase keeps generating until this budget is spent
