@@ -376,10 +376,16 @@ def reliability(
 ) -> float:
     """Share of the minutes in the rolling window (or since registration, when
     younger) during which at least one heartbeat arrived. ``uptime`` is a ring of
-    ``window_min`` slots, ``str(minute % window_min) -> minute``."""
-    span = max(1, min(window_min, now_minute - registered_minute + 1))
-    lo = now_minute - span + 1
-    seen = sum(1 for m in uptime.values() if lo <= int(m) <= now_minute)
+    ``window_min`` slots, ``str(minute % window_min) -> minute``.
+
+    The current minute counts only once a heartbeat arrived in it: a minute that has
+    just begun is not downtime yet (otherwise every provider's score would dip at each
+    minute boundary until its next heartbeat, and placement would flap)."""
+    minutes = {int(m) for m in uptime.values()}
+    last = now_minute if now_minute in minutes else now_minute - 1
+    span = max(1, min(window_min, last - registered_minute + 1))
+    lo = last - span + 1
+    seen = sum(1 for m in minutes if lo <= m <= last)
     return min(1.0, seen / span)
 
 

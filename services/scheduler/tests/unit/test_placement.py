@@ -298,6 +298,15 @@ def test_reliability_counts_minutes_with_heartbeats() -> None:
     assert S.reliability({"0": 1020}, 1020, 1020, 60) == 1.0  # new provider, always seen
 
 
+def test_a_minute_without_a_heartbeat_yet_is_not_downtime() -> None:
+    ring = {str(m % 60): m for m in range(1000, 1010)}  # every minute up to 1009
+    assert S.reliability(ring, 1000, 1010, 60) == 1.0  # 1010 has just begun
+    assert S.reliability(ring, 1000, 1011, 60) == pytest.approx(10 / 11)  # 1010 was missed
+    ring["10"] = 1010
+    assert S.reliability(ring, 1000, 1010, 60) == 1.0
+    assert S.reliability({"0": 1020}, 1020, 1021, 60) == 1.0  # registered, next minute begun
+
+
 def test_transitions() -> None:
     assert S.next_status(S.PLACED, S.STARTING) == S.STARTING
     assert S.next_status(S.RUNNING, S.COMPLETED) == S.COMPLETED
