@@ -2,8 +2,9 @@
 
 ``QLP_FAULTS="relay.after_publish:3"`` kills this process with SIGKILL the third
 time the relay reaches that point; ``name@scope:n`` counts only the hits made for
-that scope (a consumer's hits carry its group: ``consumer.after_effect@billing.metering:3``). Production never sets the variable; the delivery
-tests use it to crash a process exactly between two writes.
+that scope (a consumer's hits carry its group:
+``consumer.after_effect@billing.metering:3``). Production never sets the variable;
+the delivery tests use it to crash a process exactly between two writes.
 """
 
 from __future__ import annotations

@@ -16,7 +16,12 @@ from typing import Any
 from qlp_agent import checkpoints
 from qlp_agent.client import GatewayClient, GatewayError, GatewayUnavailable, StaleEpoch
 from qlp_agent.config import AgentSettings
-from qlp_agent.containers import ContainerEngineError, container_argv, detect_engine
+from qlp_agent.containers import (
+    ContainerEngineError,
+    container_argv,
+    container_rm_argv,
+    detect_engine,
+)
 from qlp_agent.gpu import GpuBackend, MachineInfo, detect_backend, machine_info
 from qlp_agent.health import HealthServer
 from qlp_agent.runner import PINNED_ENV, Assignment, JobLimits, JobProcess, JobRunner, job_env
@@ -342,6 +347,7 @@ class Agent:
         env = job_env(dict(os.environ), a.env, a.gpu_uuids, ckpt_dir, a.job_id, a.epoch)
         limits = JobLimits.merge(self.limits, a.limits)
         command = a.command
+        container_rm: list[str] = []
         if a.image:
             if not self.container_engine:
                 with contextlib.suppress(GatewayError, GatewayUnavailable):
@@ -367,6 +373,7 @@ class Agent:
                 env_names=[*a.env, *PINNED_ENV],
                 checkpoint_dir=str(ckpt_dir),
             )
+            container_rm = container_rm_argv(self.container_engine, a.job_id, a.epoch)
         try:
             proc = JobProcess.spawn(command, env, job_dir, limits)
         except OSError as exc:
@@ -390,6 +397,7 @@ class Agent:
             gpu_uuids=a.gpu_uuids,
             checkpoint_sig=checkpoints.signature(ckpt_dir) if restored_step is not None else "",
             last_step=restored_step,
+            container_rm=container_rm,
         )
         self.state.jobs[a.job_id] = record
         self.save()

@@ -64,6 +64,11 @@ def container_name(job_id: str, epoch: int) -> str:
     return f"qlp-{_NAME_SAFE.sub('-', job_id)}-{epoch}"
 
 
+def container_rm_argv(engine: str, job_id: str, epoch: int) -> list[str]:
+    """Removes the job's container, running or not (a no-op error when it is gone)."""
+    return [engine, "rm", "--force", container_name(job_id, epoch)]
+
+
 def container_argv(
     engine: str,
     image: str,

@@ -345,10 +345,25 @@ class JobRunner:
                 await asyncio.sleep(POLL_S)
         except StaleEpoch:
             bound.warning("job.stale_epoch: stopping the job; no more reports for it")
-            await self.process.terminate(min(self.cancel_grace_s, 2.0))
+            await self._stop(min(self.cancel_grace_s, 2.0))
             self.outcome = "fenced"
         bound.info("job.done", outcome=self.outcome)
         return self.outcome or "failed"
+
+    async def _stop(self, grace_s: float) -> None:
+        """Stop the job's process group, then its container if it runs in one."""
+        await self.process.terminate(grace_s)
+        if self.record.container_rm:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                await asyncio.to_thread(
+                    subprocess.run,
+                    self.record.container_rm,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=60,
+                    check=False,
+                )
 
     async def _tick(self, bound: Any) -> bool:
         """One monitoring step; True when the run is over."""
@@ -358,13 +373,13 @@ class JobRunner:
             await self._finish(code)
             return True
         if self._cancel.is_set():
-            await self.process.terminate(self.cancel_grace_s)
+            await self._stop(self.cancel_grace_s)
             await self._ship_logs(final=True, quiet=True)
             self.outcome = "cancelled"
             return True
         if self._over_time():
             bound.warning("job.time_limit", max_duration_s=self.record.max_duration_s)
-            await self.process.terminate(min(self.cancel_grace_s, 5.0))
+            await self._stop(min(self.cancel_grace_s, 5.0))
             await self._ship_logs(final=True)
             await self._maybe_checkpoint(force=True)
             await self._report_final("failed", TIME_LIMIT_MESSAGE, None)

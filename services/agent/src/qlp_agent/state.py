@@ -38,6 +38,9 @@ class JobRecord:
     checkpoint_sig: str = ""
     last_step: int | None = None
     uploads: int = 0
+    # for a job in a container: the command that removes the container once the job
+    # was stopped (the engine client may die by SIGKILL before its container does)
+    container_rm: list[str] = field(default_factory=list)
 
     @property
     def exit_file(self) -> Path:

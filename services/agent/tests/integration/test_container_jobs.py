@@ -22,9 +22,11 @@ import json, os, sys
 args = sys.argv[1:]
 if args[:1] == ["info"]:
     sys.exit(0)
-assert args[:1] == ["run"], args
 with open({record!r}, "a") as f:
     f.write(json.dumps(args) + "\\n")
+if args[:1] == ["rm"]:
+    sys.exit(0)
+assert args[:1] == ["run"], args
 rest = args[args.index("--") + 1:]
 image, command = rest[0], rest[1:]
 os.environ["FAKE_IMAGE"] = image
@@ -74,6 +76,27 @@ async def test_image_job_runs_through_the_engine(
     assert "--gpus" not in call  # simulated GPUs are not handed to the engine
     volume = call[call.index("--volume") + 1]
     assert volume.split(":")[0] == volume.split(":")[1] and "job_img" in volume
+
+
+async def test_a_cancelled_image_job_has_its_container_removed(
+    fake_scheduler: Any, start_agent: Any, fake_docker: Path
+) -> None:
+    fs = fake_scheduler
+    agent = await start_agent(fs.url, container_engine="docker")
+    pid = agent.provider_id
+    fs.assign(
+        pid,
+        job_id="job_long",
+        epoch=1,
+        command=[sys.executable, "-c", "import time; time.sleep(120)"],
+        image="alpine:3",
+    )
+    await fs.wait_for(lambda: "job_long" in agent.runners, what="start")
+    fs.assign(pid, job_id="job_long", epoch=1, action="cancel")
+    await fs.wait_for(lambda: "job_long" not in agent.runners, what="cancel")
+    calls = [json.loads(line) for line in fake_docker.read_text().splitlines()]
+    assert [c[0] for c in calls] == ["run", "rm"]
+    assert calls[1] == ["rm", "--force", "qlp-job_long-1"]
 
 
 async def test_image_job_fails_clearly_without_an_engine(

@@ -148,6 +148,7 @@ def job_submitted(job: dict[str, Any], principal: Principal, now: datetime) -> S
             min_gpu_memory_mib=int(float(spec.get("min_gpu_memory_gb") or 0) * 1024),
             region=spec.get("region") or "",
         ),
+        image=spec.get("image") or "",
         command=list(spec["command"]),
         env=dict(spec.get("env") or {}),
         max_duration_minutes=-(-int(spec["max_duration_s"]) // 60),

@@ -78,7 +78,33 @@ async def test_register_is_idempotent_and_tenant_scoped(sched_app: App) -> None:
         await x.aclose()
 
 
-async def test_image_jobs_go_only_to_providers_with_a_container_engine(sched_app: App) -> None:
+async def _submitted_event(bootstrap: str, job_id: str) -> Any:
+    """The JobSubmitted event of ``job_id``, decoded, read from the start of the topic."""
+    from aiokafka import AIOKafkaConsumer
+
+    from qlp_kit.events import decode_record
+
+    c = AIOKafkaConsumer(
+        topics.SCHEDULING.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await c.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for recs in (await c.getmany(timeout_ms=300, max_records=2000)).values():
+                for r in recs:
+                    ev = decode_record(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+                    if ev.subject == job_id and ev.type.endswith(".JobSubmitted"):
+                        return ev.message
+    finally:
+        await c.stop()
+    raise AssertionError(f"no JobSubmitted for {job_id}")
+
+
+async def test_image_jobs_go_only_to_providers_with_a_container_engine(
+    sched_app: App, qlp_infra: Any
+) -> None:
+    await provision(qlp_infra.kafka)
     plain, p_plain = await _register(sched_app.url, "fp-plain", price=100)
     c = client(sched_app.url, agent_principal(new_id("org")))
     body = provider_body("fp-box", price=250)
@@ -101,6 +127,7 @@ async def test_image_jobs_go_only_to_providers_with_a_container_engine(sched_app
     assert job["provider_id"] == p_box and job["image"] == "ghcr.io/acme/train:1.2"
     (start,) = (await c.get(f"/v1/providers/{p_box}/assignments")).json()["items"]
     assert start["image"] == "ghcr.io/acme/train:1.2" and start["command"][0] == "python"
+    assert (await _submitted_event(qlp_infra.kafka, job["id"])).image == job["image"]
     # without an image the cheaper plain provider wins, and gets no image
     r = await cons.post("/v1/gpu/jobs", json=job_body())
     assert r.json()["provider_id"] == p_plain and r.json()["image"] is None
