@@ -30,6 +30,7 @@ from qlp_billing.plans import (
     get_plan,
     quota_meter,
 )
+from qlp_billing.quotas import BadLimit, custom_limit_change, quota_change, quota_docs
 from qlp_billing.repository import Store, safe_key
 from qlp_billing.settings import BillingSettings
 from qlp_billing.timeutil import dt, ms
@@ -68,42 +69,6 @@ class PaymentRequired(BillingError):
 
 
 # ---- pure helpers over the subscription document --------------------------------
-
-
-def cap(limit: int) -> int:
-    return UNLIMITED_AVAILABLE if limit < 0 else limit
-
-
-def quota_docs(plan: Plan) -> Doc:
-    return {
-        q.meter: {
-            "limit": q.limit,
-            "used": 0,
-            "reserved": 0,
-            "available": cap(q.limit),
-            "overage_allowed": q.overage_allowed,
-        }
-        for q in plan.quotas
-    }
-
-
-def quota_change(old: Plan, new: Plan, quotas: Doc) -> tuple[Doc, Doc]:
-    """($set, $inc) moving quota limits from ``old`` to ``new`` without disturbing
-    concurrent reservations (available moves by the difference of the caps)."""
-    sets: Doc = {}
-    incs: Doc = {}
-    for q in new.quotas:
-        cur = quotas.get(q.meter)
-        if cur is None:
-            sets[f"quotas.{q.meter}"] = quota_docs(new)[q.meter]
-            continue
-        oq = old.quota(q.meter)
-        old_cap = cap(oq.limit if oq else int(cur.get("limit", 0)))
-        sets[f"quotas.{q.meter}.limit"] = q.limit
-        sets[f"quotas.{q.meter}.overage_allowed"] = q.overage_allowed
-        if cap(q.limit) != old_cap:
-            incs[f"quotas.{q.meter}.available"] = cap(q.limit) - old_cap
-    return sets, incs
 
 
 def month_period(now: datetime) -> tuple[str, datetime, datetime]:
@@ -329,15 +294,10 @@ class Billing:
             sub = await self.subscription(org_id)
             if sub["plan_id"] != "enterprise":
                 raise Conflict("custom limits are for the Enterprise plan")
-            sets: Doc = {}
-            incs: Doc = {}
-            for meter, limit in limits.items():
-                if limit < -1 or meter not in sub["quotas"]:
-                    raise BillingError(f"no quota {meter!r} or a bad limit")
-                old = int(sub["quotas"][meter].get("limit", 0))
-                sets[f"quotas.{meter}.limit"] = limit
-                if meter == GENERATIONS and cap(limit) != cap(old):
-                    incs[f"quotas.{meter}.available"] = cap(limit) - cap(old)
+            try:
+                sets, incs = custom_limit_change(sub["quotas"], limits)
+            except BadLimit as exc:
+                raise BillingError(str(exc)) from None
             plan = get_plan(sub["plan_id"])
             quotas = [
                 bt.QuotaLimit(
