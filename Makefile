@@ -63,7 +63,8 @@ unit: sync ## tests that need no servers
 integration: sync ## tests against the real broker and database
 	@$(RUN) pytest -q -m "integration or e2e" $(PYTEST_ARGS)
 
-charts: sync ## render, lint and validate every chart
+charts: sync ## build chart dependencies from Chart.lock, then render, lint and validate every chart
+	@$(RUN) python -m qlp_infra.charts build
 	@$(RUN) pytest -q tests/charts
 
 bench: sync ## run every benchmark (or BENCH=outbox); results land in benchmarks/results/

@@ -10,7 +10,6 @@ fields fail). Each chart is loaded once and rendered once per value variation
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,13 +158,13 @@ def _manifests(raw: dict[str, str]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def renders() -> dict[tuple[str, str], Render]:
+def renders(built_charts: Path) -> dict[tuple[str, str], Render]:
     out: dict[tuple[str, str], Render] = {}
     for chart_dir in APP_CHARTS:
         for name, values in variations(chart_dir).items():
             # One load per render: Helm prunes the subcharts a render disables from
             # the loaded chart, so a reused handle could not re-enable them.
-            with helm.Chart.load(chart_dir) as chart:
+            with helm.Chart.load(built_charts / chart_dir.name) as chart:
                 raw = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
                 out[(chart_dir.name, name)] = Render(
                     chart=chart_dir.name,
@@ -226,10 +225,14 @@ def test_library_chart_lints(chart: Path) -> None:
 
 
 @pytest.mark.parametrize(("chart", "variation"), CASES, ids=CASE_IDS)
-def test_chart_lints_strictly(chart: str, variation: str) -> None:
+def test_chart_lints_strictly(chart: str, variation: str, built_charts: Path) -> None:
     values = variations(CHARTS / chart)[variation]
     report = helm.lint(
-        CHARTS / chart, values, strict=True, namespace=NAMESPACE, kube_version=f"v{KUBE_VERSION}"
+        built_charts / chart,
+        values,
+        strict=True,
+        namespace=NAMESPACE,
+        kube_version=f"v{KUBE_VERSION}",
     )
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert not report["errors"] and not problems, report
@@ -250,23 +253,17 @@ def test_charts_are_discovered() -> None:
     assert UMBRELLA_CHARTS == [CHARTS / "platform"]
 
 
-# ----------------------------------------------------- vendored dependencies --
-
-
-def test_vendored_chart_copies_match_their_sources() -> None:
-    """charts/*/charts/ and values.schema.json are copies; run charts/sync-lib.py on drift."""
-    spec = importlib.util.spec_from_file_location("qlp_chart_sync", CHARTS / "sync-lib.py")
-    assert spec and spec.loader
-    sync = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sync)
-    assert sync.check() == [], "stale copies: run `uv run python charts/sync-lib.py`"
+# ------------------------------------------------------ chart dependencies --
+# (more in test_chart_dependencies.py)
 
 
 @pytest.mark.parametrize("chart", APP_CHARTS, ids=lambda p: p.name)
-def test_every_declared_dependency_is_vendored(chart: Path) -> None:
-    for dep in helm.dependency_list(chart):
+def test_every_declared_dependency_is_built(chart: Path, built_charts: Path) -> None:
+    deps = helm.dependency_list(built_charts / chart.name)
+    assert deps, chart.name
+    for dep in deps:
         assert dep["repository"].startswith("file://../"), dep
-        assert dep["status"] == "unpacked", dep
+        assert dep["status"] == "ok", dep
 
 
 @pytest.mark.parametrize("chart", SERVICE_CHARTS, ids=lambda p: p.name)
@@ -513,8 +510,8 @@ def test_service_chart_follows_external_infra(
     assert {9092, 27017, 53} <= ports
 
 
-def test_values_schema_rejects_unknown_keys() -> None:
-    with helm.Chart.load(CHARTS / "identity") as chart:
+def test_values_schema_rejects_unknown_keys(built_charts: Path) -> None:
+    with helm.Chart.load(built_charts / "identity") as chart:
         with pytest.raises(helm.HelmValuesError, match="autoscalling"):
             chart.render({"autoscalling": {"enabled": False}}, name=RELEASE, namespace=NAMESPACE)
         with pytest.raises(helm.HelmValuesError):
@@ -690,7 +687,9 @@ def test_umbrella_minimal(renders: dict[tuple[str, str], Render]) -> None:
     ],
     ids=["kafka-off-no-url", "mongodb-off-no-url", "top-level-external", "both-kafkas"],
 )
-def test_umbrella_refuses_half_configured_infra(values: dict[str, Any], message: str) -> None:
-    with helm.Chart.load(CHARTS / "platform") as chart:
+def test_umbrella_refuses_half_configured_infra(
+    values: dict[str, Any], message: str, built_charts: Path
+) -> None:
+    with helm.Chart.load(built_charts / "platform") as chart:
         with pytest.raises(helm.HelmError, match=message):
             chart.render(values, name=RELEASE, namespace=NAMESPACE)

@@ -106,3 +106,15 @@ def test_topics_hook_runs_the_kit_provisioner(config: dict[str, Any]) -> None:
     # every service image has qlp-kit, so no extra packages are needed in the gateway image
     assert umbrella["topics"]["command"] == ["python", "-m", "qlp_kit.topics", "provision"]
     assert not umbrella["topics"]["image"]["repository"], "the hook uses the gateway image"
+
+
+def test_deploy_builds_chart_dependencies(config: dict[str, Any]) -> None:
+    """charts/*/charts/ is not committed: skaffold must build it before installing."""
+    helm = config["deploy"]["helm"]
+    (release,) = helm["releases"]
+    assert release.get("skipBuildDependencies", False) is False
+    assert set(helm) <= {"releases", "flags", "hooks"}
+    (hook,) = helm["hooks"]["before"]
+    assert set(hook) == {"host"} and set(hook["host"]) <= {"command", "os", "dir"}
+    script = " ".join(hook["host"]["command"])
+    assert "helm dependency build" in script and "charts/*/Chart.lock" in script
