@@ -8,7 +8,6 @@ to change anything. Admin views need the ``platform_admin`` role.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Annotated, Any
 
@@ -16,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse
 
 from qlp_billing import metering as M
-from qlp_billing import webhooks
+from qlp_billing import provider_events, webhooks
 from qlp_billing.handlers import get_billing
 from qlp_billing.ledger import CREATOR_PAYABLE, PROVIDER_PAYABLE
 from qlp_billing.payments import provider_for
@@ -430,21 +429,8 @@ async def stripe_webhook(
     except webhooks.SignatureError as exc:
         raise Problem(400, "Bad signature", str(exc), type_="bad-webhook-signature") from None
     try:
-        event = json.loads(payload)
-        event_id = str(event["id"])
-        event_type = str(event.get("type", ""))
-    except (ValueError, KeyError, TypeError):
-        raise Problem(400, "Bad payload", "not a webhook event") from None
-    billing = _billing(ctx)
-    if not await billing.store.remember_webhook(
-        event_id, {"type": event_type, "received_at": time.time()}
-    ):
-        return {"received": True, "duplicate": True}
-    if event_type == "payment_intent.succeeded":
-        obj = (event.get("data") or {}).get("object") or {}
-        org_id = str((obj.get("metadata") or {}).get("org_id", ""))
-        amount = int(obj.get("amount_received") or obj.get("amount") or 0)
-        currency = str(obj.get("currency", "usd")).upper()
-        if org_id and amount > 0:
-            await billing.top_up(org_id, Money(amount, currency), str(obj.get("id")), "stripe")
-    return {"received": True, "duplicate": False}
+        event = provider_events.parse(payload)
+    except provider_events.BadEvent as exc:
+        raise Problem(400, "Bad payload", str(exc)) from None
+    outcome = await provider_events.handle_stripe_event(_billing(ctx), event)
+    return {"received": True, "duplicate": outcome.duplicate}

@@ -443,5 +443,9 @@ class Store:
 
     # ---- webhooks -----------------------------------------------------------------
 
+    async def webhook_seen(self, event_id: str) -> bool:
+        return await self.webhooks.find_one({"_id": event_id}, {"_id": 1}) is not None
+
     async def remember_webhook(self, event_id: str, doc: Doc) -> bool:
+        """Record a provider event as handled (once); written after its effect."""
         return await Inbox.insert_once(self.webhooks, {"_id": event_id, **doc})

@@ -828,8 +828,8 @@ class Billing:
             succeeded_at=ts(now),
         )
         res = await self._commit(txn, [out(ev, org_id, payment_id)])
-        if res.status == "applied":
-            await self.pay_open_invoices(org_id)
+        # also on a duplicate: a retry after a failure past the commit finishes the job
+        await self.pay_open_invoices(org_id)
         return payment_id, res.status == "applied"
 
     async def escrow_hold(
