@@ -1,5 +1,12 @@
-"""Event consumers: decode, bounded retries with backoff, per-group dead-letter topic,
-and helpers for idempotent effects.
+"""Event consumers: decode, retries with backoff, per-group dead-letter topic, and
+helpers for idempotent effects.
+
+A failure is either the infrastructure's or the message's own (see
+:mod:`qlp_kit.transient`). An infrastructure failure (database or broker unreachable,
+a timeout, no primary) is retried with capped exponential backoff for as long as it
+lasts and never dead-letters the event: a one-second database blip must not turn an
+event into a no-op. A failure of the message itself is retried a bounded number of
+times and then goes to ``qlp.dlq.<group>``; :class:`PermanentError` goes there at once.
 
 Consumers run on FastStream's ``KafkaBroker`` as batch subscribers with offsets
 committed only after the whole batch was handled (``NACK_ON_ERROR``: an infrastructure
@@ -29,9 +36,10 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from qlp_contracts.topics import dlq_topic
 from qlp_kit import faults
 from qlp_kit.events import EnvelopeError, Event, decode_record
-from qlp_kit.metrics import EVENTS_CONSUMED, EVENTS_DEAD_LETTERED
+from qlp_kit.metrics import CONSUMER_TRANSIENT_RETRIES, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED
 from qlp_kit.producer import Producer, Record
 from qlp_kit.tracing import extract_context, tracer
+from qlp_kit.transient import TransientError, is_transient
 
 log = structlog.get_logger("qlp.consumer")
 
@@ -45,6 +53,18 @@ DLQ_OFFSET = "qlp_dlq_original_offset"
 DLQ_ATTEMPTS = "qlp_dlq_attempts"
 DLQ_GROUP = "qlp_dlq_group"
 DLQ_HEADERS = (DLQ_REASON, DLQ_TOPIC, DLQ_PARTITION, DLQ_OFFSET, DLQ_ATTEMPTS, DLQ_GROUP)
+
+
+__all__ = [
+    "ConsumerRunner",
+    "ConsumerSpec",
+    "Inbox",
+    "PermanentError",
+    "RetryPolicy",
+    "TransientError",
+    "is_transient",
+    "register_consumer",
+]
 
 
 class PermanentError(Exception):
@@ -71,13 +91,25 @@ class ConsumerSpec:
 
 @dataclass
 class RetryPolicy:
+    """``max_attempts`` bounds the attempts for failures of the message itself;
+    infrastructure failures are retried without limit, backing off up to
+    ``transient_max_s``."""
+
     max_attempts: int = 5
     initial_s: float = 0.05
     max_s: float = 2.0
+    transient_max_s: float = 10.0
+
+    @staticmethod
+    def _backoff(initial: float, cap: float, attempt: int) -> float:
+        base: float = min(cap, initial * (2 ** min(max(attempt - 1, 0), 30)))
+        return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
 
     def delay(self, attempt: int) -> float:
-        base: float = min(self.max_s, self.initial_s * (2 ** (attempt - 1)))
-        return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+        return self._backoff(self.initial_s, self.max_s, attempt)
+
+    def transient_delay(self, attempt: int) -> float:
+        return self._backoff(self.initial_s, max(self.max_s, self.transient_max_s), attempt)
 
 
 @dataclass
@@ -88,6 +120,33 @@ class ConsumerRunner:
     producer: Producer
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     service: str = "service"
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+
+    def stop(self) -> None:
+        """The process is stopping: an infrastructure failure from now on ends the
+        batch with that error (the batch is NACKed and rewound, never committed)
+        instead of waiting for the infrastructure to come back."""
+        self._stopping.set()
+
+    async def _wait_transient(self, exc: Exception, attempt: int, event_id: str) -> None:
+        """Back off after an infrastructure failure; re-raise it when stopping."""
+        CONSUMER_TRANSIENT_RETRIES.labels(self.service, self.spec.group).inc()
+        log.warning(
+            "infrastructure failure; retrying until it recovers",
+            group=self.spec.group,
+            event_id=event_id,
+            attempt=attempt,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        if self._stopping.is_set():
+            raise exc
+        try:
+            await asyncio.wait_for(
+                self._stopping.wait(), timeout=self.retry.transient_delay(attempt)
+            )
+        except TimeoutError:
+            return
+        raise exc
 
     def _wanted(self, ev: Event) -> bool:
         return not self.spec.event_types or ev.type in self.spec.event_types
@@ -110,15 +169,27 @@ class ConsumerRunner:
             faults.hit("consumer.after_effect", self.spec.group)
             return
         if self.spec.batch_handler is not None:
-            try:
-                await self.spec.batch_handler([ev for _, ev in events])
+            transient = 0
+            while True:
+                try:
+                    await self.spec.batch_handler([ev for _, ev in events])
+                except PermanentError as exc:
+                    log.warning(
+                        "batch failed; handling one by one", group=self.spec.group, error=str(exc)
+                    )
+                    break
+                except Exception as exc:
+                    if is_transient(exc):
+                        transient += 1
+                        await self._wait_transient(exc, transient, events[0][1].id)
+                        continue
+                    log.warning(
+                        "batch failed; handling one by one", group=self.spec.group, error=str(exc)
+                    )
+                    break
                 EVENTS_CONSUMED.labels(self.service, self.spec.group, "ok").inc(len(events))
                 faults.hit("consumer.after_effect", self.spec.group)
                 return
-            except Exception as exc:
-                log.warning(
-                    "batch failed; handling one by one", group=self.spec.group, error=str(exc)
-                )
         for rec, ev in events:
             await self._handle_one(rec, ev)
         faults.hit("consumer.after_effect", self.spec.group)
@@ -126,30 +197,40 @@ class ConsumerRunner:
     async def _handle_one(self, rec: ConsumerRecord[bytes, bytes], ev: Event) -> None:
         attempts = self.spec.max_attempts or self.retry.max_attempts
         last = ""
-        for attempt in range(1, attempts + 1):
+        failures = transient = 0
+        while failures < attempts:
             token = otel_context.attach(extract_context(ev.headers))
+            error: Exception | None = None
             try:
                 with tracer().start_as_current_span(f"consume {ev.type}"):
                     await self.spec.handler(ev)
                 EVENTS_CONSUMED.labels(self.service, self.spec.group, "ok").inc()
                 return
             except PermanentError as exc:
+                failures += 1
                 last = f"permanent: {exc}"
                 break
             except Exception as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                log.warning(
-                    "handler failed",
-                    group=self.spec.group,
-                    event_id=ev.id,
-                    attempt=attempt,
-                    error=last,
-                )
-                if attempt < attempts:
-                    await asyncio.sleep(self.retry.delay(attempt))
+                error = exc
             finally:
                 otel_context.detach(token)
-        await self._dead_letter(rec, last, attempts)
+            assert error is not None
+            if is_transient(error):
+                transient += 1
+                await self._wait_transient(error, transient, ev.id)
+                continue
+            failures += 1
+            last = f"{type(error).__name__}: {error}"
+            log.warning(
+                "handler failed",
+                group=self.spec.group,
+                event_id=ev.id,
+                attempt=failures,
+                error=last,
+            )
+            if failures < attempts:
+                await asyncio.sleep(self.retry.delay(failures))
+        await self._dead_letter(rec, last, failures)
 
     async def _dead_letter(
         self, rec: ConsumerRecord[bytes, bytes], reason: str, attempts: int

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -34,4 +34,20 @@ TENANT_GUARD_VIOLATIONS = Counter(
     "qlp_tenant_guard_violations_total",
     "Queries on tenant collections without the tenant in their filter",
     ["database", "collection", "command"],
+)
+
+CONSUMER_TRANSIENT_RETRIES = Counter(
+    "qlp_consumer_transient_retries_total",
+    "Handler attempts that failed for an infrastructure reason and were retried (never DLQ)",
+    ["service", "group"],
+)
+OUTBOX_STUCK = Counter(
+    "qlp_outbox_stuck_total",
+    "Documents the outbox relay marked stuck: an event the broker can never take",
+    ["service", "collection"],
+)
+OUTBOX_STUCK_DOCUMENTS = Gauge(
+    "qlp_outbox_stuck_documents",
+    "Documents whose outbox is stuck (``_outbox_pending: 2``), as last counted by the relay",
+    ["service", "collection"],
 )

@@ -152,3 +152,127 @@ async def test_event_type_filter_skips_others() -> None:
 def test_backoff_is_bounded() -> None:
     p = RetryPolicy(max_attempts=10, initial_s=0.05, max_s=2.0)
     assert all(0 < p.delay(a) <= 2.0 for a in range(1, 20))
+
+
+async def test_infrastructure_failure_is_retried_past_max_attempts_and_never_dead_lettered() -> (
+    None
+):
+    from pymongo.errors import AutoReconnect
+
+    calls = 0
+
+    async def handler(ev: Event) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 12:  # four times max_attempts
+            raise AutoReconnect("connection refused")
+
+    prod = FakeProducer()
+    runner = ConsumerRunner(ConsumerSpec("g", ["t"], handler), prod, FAST)  # type: ignore[arg-type]
+    await runner.handle_records([_record(1)])
+    assert calls == 13 and prod.sent == []
+
+
+async def test_infrastructure_failure_of_a_batch_retries_the_batch() -> None:
+    from pymongo.errors import NetworkTimeout
+
+    batches: list[int] = []
+    singles: list[int] = []
+
+    async def batch(events: list[Event]) -> None:
+        batches.append(len(events))
+        if len(batches) <= 6:
+            raise NetworkTimeout("timed out")
+
+    async def one(ev: Event) -> None:
+        singles.append(ev.message.quantity)
+
+    prod = FakeProducer()
+    runner = ConsumerRunner(ConsumerSpec("g", ["t"], one, batch), prod, FAST)  # type: ignore[arg-type]
+    await runner.handle_records([_record(i) for i in range(3)])
+    assert batches == [3] * 7 and singles == [] and prod.sent == []
+
+
+async def test_wrapped_infrastructure_failure_counts_as_infrastructure() -> None:
+    calls = 0
+
+    async def handler(ev: Event) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 5:
+            try:
+                raise ConnectionResetError("reset by peer")
+            except OSError as exc:
+                raise RuntimeError("could not apply") from exc
+
+    prod = FakeProducer()
+    runner = ConsumerRunner(ConsumerSpec("g", ["t"], handler), prod, FAST)  # type: ignore[arg-type]
+    await runner.handle_records([_record(1)])
+    assert calls == 6 and prod.sent == []
+
+
+async def test_stopping_during_an_outage_rewinds_instead_of_committing_or_dead_lettering() -> None:
+    import asyncio
+
+    import pytest
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    started = asyncio.Event()
+
+    async def handler(ev: Event) -> None:
+        started.set()
+        raise ServerSelectionTimeoutError("no servers")
+
+    prod = FakeProducer()
+    slow = RetryPolicy(max_attempts=3, initial_s=0.5, max_s=0.5)
+    runner = ConsumerRunner(ConsumerSpec("g", ["t"], handler), prod, slow)  # type: ignore[arg-type]
+    task = asyncio.create_task(runner.handle_records([_record(1)]))
+    await asyncio.wait_for(started.wait(), 10)
+    runner.stop()
+    # The batch ends with the infrastructure error (FastStream NACKs: seek back, no
+    # commit), and nothing went to the DLQ.
+    with pytest.raises(ServerSelectionTimeoutError):
+        await asyncio.wait_for(task, 10)
+    assert prod.sent == []
+
+
+def test_transient_classification() -> None:
+
+    from aiokafka import errors as ke
+    from pymongo import errors as me
+
+    from qlp_kit.transient import TransientError, is_transient
+
+    transient = [
+        me.ConnectionFailure("x"),
+        me.AutoReconnect("x"),
+        me.NetworkTimeout("x"),
+        me.ServerSelectionTimeoutError("x"),
+        me.NotPrimaryError("x"),
+        me.ExecutionTimeout("x"),
+        me.OperationFailure("stepped down", code=189),
+        ke.KafkaConnectionError(),
+        ke.KafkaTimeoutError(),
+        ke.NodeNotReadyError(),
+        ke.RequestTimedOutError(),
+        ke.NotLeaderForPartitionError(),
+        TimeoutError(),
+        ConnectionRefusedError(),
+        OSError(104, "reset"),
+        TransientError("retry me"),
+        ExceptionGroup("all", [me.AutoReconnect("a"), TimeoutError()]),
+    ]
+    permanent = [
+        ValueError("bad amount"),
+        KeyError("plan"),
+        RuntimeError("poison"),
+        me.DuplicateKeyError("dup", code=11000),
+        me.OperationFailure("bad query", code=2),
+        ke.MessageSizeTooLargeError(),
+        ke.InvalidTopicError(),
+        FileNotFoundError("x"),
+        PermissionError("x"),
+        ExceptionGroup("mixed", [me.AutoReconnect("a"), ValueError()]),
+    ]
+    assert [e for e in transient if not is_transient(e)] == []
+    assert [e for e in permanent if is_transient(e)] == []

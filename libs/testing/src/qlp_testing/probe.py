@@ -8,7 +8,11 @@ just with no business of its own:
   idempotency key recorded with the effect) and counts raw ``deliveries``, which a
   redelivery does increase, to show that redelivery happened and changed nothing;
 - an event marked ``poison`` fails until ``POST /v1/probe/heal``, to exercise retries,
-  the dead-letter topic and replay.
+  the dead-letter topic and replay;
+- an event marked ``flaky`` fails with a database connection error (pymongo's
+  ``AutoReconnect``, what a database blip raises) until ``POST /v1/probe/heal``: an
+  infrastructure failure, which must be retried for as long as it lasts and never
+  dead-lettered.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
+from pymongo.errors import AutoReconnect
 
 from qlp.usage.v1 import events_pb2 as usage
 from qlp_kit.app import Ctx, ServiceContext, ServiceDefinition
@@ -42,6 +47,7 @@ class RecordsIn(BaseModel):
     count: int = Field(ge=1, le=10_000)
     meter: str = "probe.units"
     poison: bool = False
+    flaky: bool = False
 
 
 router = APIRouter(prefix="/v1/probe")
@@ -55,6 +61,8 @@ def build_records(settings: ProbeSettings, body: RecordsIn) -> list[dict[str, An
         msg.attributes["record_id"] = rid
         if body.poison:
             msg.attributes["poison"] = "1"
+        if body.flaky:
+            msg.attributes["flaky"] = "1"
         ev = stage(msg, org_id=body.org_id, key=rid, source="qlp/probe", topic=settings.topic)
         docs.append(with_outbox({"_id": rid, "org_id": body.org_id, "meter": body.meter}, [ev]))
     return docs
@@ -107,15 +115,23 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     async def healed() -> bool:
         return bool(await db["flags"].find_one({"_id": "healed", "on": 1}))
 
-    async def handle(ev: Event) -> None:
-        if ev.message.attributes.get("poison") == "1" and not await healed():
+    async def fail_if_unhealed(events: list[Event]) -> None:
+        attrs = [ev.message.attributes for ev in events]
+        if not any(a.get("poison") == "1" or a.get("flaky") == "1" for a in attrs):
+            return
+        if await healed():
+            return
+        if any(a.get("poison") == "1" for a in attrs):
             raise RuntimeError("poisoned event (heal the probe to let it through)")
+        raise AutoReconnect("flaky event: database unreachable (heal the probe to recover)")
+
+    async def handle(ev: Event) -> None:
+        await fail_if_unhealed([ev])
         await count_deliveries([ev])
         await Inbox.insert_once(db["effects"], _effect(ev))
 
     async def handle_batch(events: list[Event]) -> None:
-        if any(ev.message.attributes.get("poison") == "1" for ev in events) and not await healed():
-            raise RuntimeError("batch holds a poisoned event")
+        await fail_if_unhealed(events)
         await count_deliveries(events)
         await Inbox.insert_many_once(db["effects"], [_effect(ev) for ev in events])
 
