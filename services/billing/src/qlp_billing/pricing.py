@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from qlp_billing.metering import MeterAggregate
@@ -54,6 +55,53 @@ def prorate(amount: int, remaining_s: int, period_s: int) -> int:
         return 0
     sign = -1 if amount < 0 else 1
     return sign * ((2 * abs(amount) * max(remaining_s, 0) + period_s) // (2 * period_s))
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A plan-change line recorded on the subscription for its period's invoice."""
+
+    description: str
+    amount: int
+    kind: str = PRORATION
+
+
+def _when(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def period_fraction(at: datetime, start: datetime, end: datetime) -> tuple[int, int]:
+    """(seconds left after ``at``, seconds of the whole period), to the second."""
+    period_s = int((end - start).total_seconds())
+    remaining_s = min(max(int((end - at).total_seconds()), 0), period_s)
+    return remaining_s, period_s
+
+
+def change_charges(
+    *,
+    old_name: str,
+    old_price: int,
+    new_name: str,
+    new_price: int,
+    at: datetime,
+    period_start: datetime,
+    period_end: datetime,
+) -> list[Charge]:
+    """Stripe's proration of a mid-period price change: a credit for the unused time
+    of the old price and a charge for the remaining time of the new one, each the
+    price times (time left / the full billing period), each rounded on its own line.
+    ``old_price`` is what was paid for the rest of the period (0 on Free or in a
+    trial); lines of zero are left out."""
+    remaining_s, period_s = period_fraction(at, period_start, period_end)
+    when = _when(at)
+    out = []
+    credit = prorate(old_price, remaining_s, period_s)
+    if credit:
+        out.append(Charge(f"Unused time on {old_name} after {when}", -credit))
+    charge = prorate(new_price, remaining_s, period_s)
+    if charge:
+        out.append(Charge(f"Remaining time on {new_name} after {when}", charge))
+    return out
 
 
 def generation_lines(plan: Plan, aggs: Mapping[str, MeterAggregate]) -> list[Line]:

@@ -185,6 +185,10 @@ class Billing:
             cur = get_plan(sub["plan_id"])
             trialing = sub.get("status") == "trialing"
             who = ts(now)
+            # proration is a fraction of the whole billing period, not of the time
+            # since the subscription opened
+            p_start, p_end = M.period_bounds(sub["period"])
+            charges: list[pricing.Charge] = []
             if trial:
                 if sub.get("trial_used") or trialing:
                     raise Conflict("the org has already used its trial")
@@ -193,6 +197,17 @@ class Billing:
                 sets, incs = quota_change(cur, new, sub["quotas"])
                 trial_end = now + timedelta(days=TRIAL_DAYS)
                 sets[f"periods.{sub['period']}.usage_plan_id"] = new.id
+                # the trial is free: the unused time of a paid plan is credited; the
+                # new plan is charged from the trial's end (see roll)
+                charges = pricing.change_charges(
+                    old_name=cur.name,
+                    old_price=cur.price.amount,
+                    new_name=new.name,
+                    new_price=0,
+                    at=now,
+                    period_start=p_start,
+                    period_end=p_end,
+                )
                 sets.update(
                     {
                         "plan_id": new.id,
@@ -203,7 +218,6 @@ class Billing:
                         "cancel_at_period_end": 0,
                     }
                 )
-                proration = 0
             elif new.id == cur.id and not trialing:
                 if sub.get("scheduled_plan_id") or sub.get("cancel_at_period_end"):
                     res = await self.store.update_subscription(
@@ -219,14 +233,17 @@ class Billing:
                     return res
                 return sub
             elif new.rank > cur.rank or trialing:
-                # upgrade (or a trial turned paid): now, with proration
-                start = dt(sub["period_start"])
-                end = dt(sub["period_end"])
+                # upgrade (or a trial turned paid): now, prorated over the full period
+                # (the trial's time is free: nothing of it is credited)
                 old_price = 0 if trialing else cur.price.amount
-                proration = pricing.prorate(
-                    new.price.amount - old_price,
-                    int((end - now).total_seconds()),
-                    int((end - start).total_seconds()),
+                charges = pricing.change_charges(
+                    old_name=cur.name,
+                    old_price=old_price,
+                    new_name=new.name,
+                    new_price=new.price.amount,
+                    at=now,
+                    period_start=p_start,
+                    period_end=p_end,
                 )
                 sets, incs = quota_change(cur, new, sub["quotas"])
                 sets[f"periods.{sub['period']}.usage_plan_id"] = new.id
@@ -239,15 +256,10 @@ class Billing:
                         "cancel_at_period_end": 0,
                     }
                 )
-                if proration:
-                    cid = new_id("chg")
-                    sets[f"charges.{cid}"] = {
-                        "kind": pricing.PRORATION,
-                        "description": f"Proration {cur.name} → {new.name}",
-                        "amount": proration,
-                        "period": sub["period"],
-                        "at": now,
-                    }
+                if old_price == 0 and new.price.amount > 0 and not trialing:
+                    # free -> paid: the paid period starts now (its first, partial
+                    # period is the remaining-time line; the next ones are full)
+                    sets["period_start"] = ms(now)
             else:
                 # downgrade: at the end of the period
                 res = await self.store.update_subscription(
@@ -261,6 +273,16 @@ class Billing:
                 if res is None:
                     continue
                 return res
+            for n, c in enumerate(charges):
+                sets[f"charges.{new_id('chg')}"] = {
+                    "kind": c.kind,
+                    "description": c.description,
+                    "amount": c.amount,
+                    "period": sub["period"],
+                    "at": now,
+                    "seq": n,
+                }
+            proration = sum(c.amount for c in charges)
             ev = bev.SubscriptionChanged(
                 org_id=org_id,
                 subscription_id=sub["subscription_id"],
@@ -386,16 +408,20 @@ class Billing:
             while True:
                 if status == "trialing" and trial_end and trial_end <= now and trial_end < end:
                     status = "active"
-                    amount = pricing.prorate(
-                        plan.price.amount,
-                        int((end - trial_end).total_seconds()),
-                        int((end - start).total_seconds()),
-                    )
-                    if amount:
+                    p_start, p_end = M.period_bounds(period)
+                    for c in pricing.change_charges(
+                        old_name=plan.name,
+                        old_price=0,
+                        new_name=f"{plan.name} (trial ended)",
+                        new_price=plan.price.amount,
+                        at=trial_end,
+                        period_start=p_start,
+                        period_end=p_end,
+                    ):
                         sets[f"charges.{new_id('chg')}"] = {
-                            "kind": pricing.PRORATION,
-                            "description": f"{plan.name} after trial",
-                            "amount": amount,
+                            "kind": c.kind,
+                            "description": c.description,
+                            "amount": c.amount,
                             "period": period,
                             "at": trial_end,
                         }
@@ -1106,7 +1132,7 @@ class Billing:
         usage_plan = get_plan(str(info.get("usage_plan_id") or plan_at_start.id))
         charges = sorted(
             (c for c in (sub.get("charges") or {}).values() if c.get("period") == period),
-            key=lambda c: dt(c["at"]),
+            key=lambda c: (dt(c["at"]), int(c.get("seq", 0))),
         )
         aggs = await self.store.aggregates(sub["org_id"], period)
         start, end = M.period_bounds(period)
