@@ -8,7 +8,8 @@ renders, from the chart's values:
   (workload), Service (service.enabled), HorizontalPodAutoscaler and
   PodDisruptionBudget (Deployments only; autoscaling.enabled, pdb.enabled),
   NetworkPolicy (networkPolicy.enabled), Ingress (ingress.enabled),
-  Role + RoleBinding (rbac.create).
+  Role + RoleBinding (rbac.create), the MongoDB index hook Job (indexes.enabled,
+  when the service uses MongoDB).
 */}}
 {{- define "qlp-lib.service" -}}
 {{- $workload := default "deployment" .Values.workload -}}
@@ -42,6 +43,10 @@ renders, from the chart's values:
 {{- end -}}
 {{- if dig "create" false (.Values.rbac | default dict) -}}
 {{- $docs = append $docs (include "qlp-lib.rbac" .) -}}
+{{- end -}}
+{{- $mongodb := .Values.mongodb | default dict -}}
+{{- if and (dig "enabled" true (.Values.indexes | default dict)) (hasKey $mongodb "enabled" | ternary $mongodb.enabled true) -}}
+{{- $docs = append $docs (include "qlp-lib.indexesJob" .) -}}
 {{- end -}}
 {{- join "\n---\n" $docs -}}
 {{- end -}}
