@@ -49,6 +49,8 @@ class FakeScheduler:
     checkpoints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     polls: dict[str, int] = field(default_factory=dict)
     fail_next: int = 0  # answer this many requests with 503 first
+    # the job's status at the (fake) scheduler, answered to status reports
+    job_status: dict[str, str] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _wake: asyncio.Event | None = None
 
@@ -75,6 +77,13 @@ class FakeScheduler:
         self.queues.setdefault(provider_id, []).append(doc)
         self._notify()
         return doc
+
+    def cancel(self, provider_id: str, job_id: str, epoch: int, deliver: bool = True) -> None:
+        """The consumer canceled: status reports learn it; with ``deliver`` the agent
+        also gets the cancel assignment."""
+        self.job_status[job_id] = "canceled"
+        if deliver:
+            self.assign(provider_id, job_id=job_id, epoch=epoch, action="cancel")
 
     def bump_epoch(self, job_id: str, epoch: int) -> None:
         self.epochs[job_id] = epoch
@@ -210,8 +219,19 @@ class FakeScheduler:
             err = stale(pid, job_id, int(body["epoch"]), "status", body)
             if err:
                 return err
-            fs._ack(pid, job_id, int(body["epoch"]), ("start", "prepare", "cancel"))
-            return JSONResponse({"status": "ok"})
+            # like the real scheduler: a report acknowledges starts/prepares; a cancel
+            # only once the agent says it no longer runs the job (a terminal report)
+            current = fs.job_status.get(job_id, "running")
+            terminal = body["status"] in ("completed", "failed", "canceled")
+            actions = ("start", "prepare", "cancel") if terminal else ("start", "prepare")
+            fs._ack(pid, job_id, int(body["epoch"]), actions)
+            if body["status"] == "canceled" and current != "canceled":
+                return JSONResponse(
+                    {"type": "invalid-transition", "title": "Conflict", "status": 409}, 409
+                )
+            if current not in ("canceled", "completed", "failed"):
+                current = fs.job_status[job_id] = body["status"]
+            return JSONResponse({"status": "ok", "job_status": current, "role": "primary"})
 
         @app.post("/v1/providers/{pid}/jobs/{job_id}/logs")
         async def logs(pid: str, job_id: str, body: dict[str, Any]) -> Response:

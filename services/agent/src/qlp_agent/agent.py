@@ -404,12 +404,16 @@ class Agent:
         bound.info("job.started", pid=proc.pid, resume=a.resume, role=a.role)
         runner = self._runner(record, proc)
         try:
-            await self.client.job_status(pid_, a.job_id, a.epoch, "running", step=restored_step)
+            answer = await self.client.job_status(
+                pid_, a.job_id, a.epoch, "running", step=restored_step
+            )
         except StaleEpoch:
             runner.cancel()
             self.fenced.add((a.job_id, a.epoch))
         except (GatewayError, GatewayUnavailable) as exc:
             bound.warning("job.running_not_reported", error=str(exc))
+        else:
+            runner.learn(answer)  # canceled meanwhile: stop it again at once
         self._launch(runner)
         self.poke_heartbeat()
         return True

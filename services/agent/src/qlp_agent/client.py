@@ -165,7 +165,9 @@ class GatewayClient:
         step: int | None = None,
         message: str | None = None,
         exit_code: int | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Report a job's status; returns the answer (``job_status``: the job's status
+        at the scheduler, e.g. ``canceled`` while this machine still runs it)."""
         body: dict[str, Any] = {"epoch": epoch, "status": status}
         if step is not None:
             body["step"] = step
@@ -173,7 +175,14 @@ class GatewayClient:
             body["message"] = message
         if exit_code is not None:
             body["exit_code"] = exit_code
-        await self._request("POST", f"/v1/providers/{provider_id}/jobs/{job_id}/status", json=body)
+        resp = await self._request(
+            "POST", f"/v1/providers/{provider_id}/jobs/{job_id}/status", json=body
+        )
+        try:
+            out = resp.json() if resp.content else {}
+        except ValueError:
+            return {}
+        return out if isinstance(out, dict) else {}
 
     async def logs(self, provider_id: str, job_id: str, epoch: int, lines: list[str]) -> None:
         await self._request(

@@ -43,6 +43,9 @@ MAX_BATCH_LINES = 500
 LONG_LINE_BYTES = 64 * 1024
 READ_CHUNK = 1024 * 1024
 TIME_LIMIT_MESSAGE = "time limit"
+CANCELED_MESSAGE = "stopped after a cancel"
+# Job statuses at the scheduler after which this machine must not run the job any more.
+ENDED_AT_SCHEDULER = frozenset({"canceled", "completed", "failed"})
 POLL_S = 0.2
 SAFE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # job ids become directory names
 
@@ -375,6 +378,10 @@ class JobRunner:
         if self._cancel.is_set():
             await self._stop(self.cancel_grace_s)
             await self._ship_logs(final=True, quiet=True)
+            # say so: a terminal report is what tells the scheduler the cancel is done
+            # (the GPUs it gave back are really free now)
+            with contextlib.suppress(StaleEpoch):
+                await self._report_final("canceled", CANCELED_MESSAGE, None)
             self.outcome = "cancelled"
             return True
         if self._over_time():
@@ -397,13 +404,23 @@ class JobRunner:
         """Re-assert ``running`` with the lease epoch now and then: a job that neither
         logs nor checkpoints still learns promptly that its epoch went stale."""
         try:
-            await self.client.job_status(
+            answer = await self.client.job_status(
                 self.provider_id, self.job_id, self.epoch, "running", step=self.record.last_step
             )
         except StaleEpoch:
             raise
         except (GatewayUnavailable, GatewayError) as exc:
             log.info("job.keepalive_not_reported", job_id=self.job_id, error=str(exc))
+            return
+        self.learn(answer)
+
+    def learn(self, answer: dict[str, Any]) -> None:
+        """The scheduler answered that the job already ended there (canceled, say,
+        while its cancel assignment has not reached this machine yet): stop it."""
+        ended = answer.get("job_status")
+        if ended in ENDED_AT_SCHEDULER and not self._cancel.is_set():
+            log.warning("job.ended_at_scheduler", job_id=self.job_id, job_status=ended)
+            self._cancel.set()
 
     def _over_time(self) -> bool:
         m = self.record.max_duration_s
@@ -501,10 +518,12 @@ class JobRunner:
         log.info("job.checkpoint_uploaded", job_id=self.job_id, step=step, bytes=len(data))
         if not force:  # progress report; best effort
             try:
-                await self.client.job_status(
+                answer = await self.client.job_status(
                     self.provider_id, self.job_id, self.epoch, "running", step=step
                 )
             except StaleEpoch:
                 raise
             except (GatewayUnavailable, GatewayError) as exc:
                 log.info("job.progress_not_reported", job_id=self.job_id, error=str(exc))
+            else:
+                self.learn(answer)

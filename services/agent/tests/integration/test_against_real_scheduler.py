@@ -26,8 +26,9 @@ pytest.importorskip("qlp_scheduler")
 from qlp_agent.agent import Agent
 from qlp_agent.client import GatewayClient
 from qlp_agent.config import AgentSettings
-from qlp_kit.auth import Principal, sign_principal
+from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
+from qlp_testing.principals import sign_request
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ class Signed(httpx.Auth):
         self.principal = principal
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers.update(sign_principal(self.principal, SECRET))
+        sign_request(request, SECRET, self.principal)
         yield request
 
 
@@ -182,6 +183,113 @@ async def test_failover_through_the_real_scheduler(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+            for rec in agent.state.jobs.values():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(rec.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            await mongo.drop_database(settings.mongodb_database)
+        await mongo.close()
+
+
+async def test_cancel_through_the_real_scheduler_stops_the_workload(
+    qlp_infra: Any, unique: str, tmp_path: Path
+) -> None:
+    """The consumer cancels a running job; the agent's keepalive reports that arrive
+    meanwhile do not swallow the cancel: the workload stops, the agent reports it
+    stopped, and nothing is left to deliver."""
+    from pymongo import AsyncMongoClient
+
+    from qlp_scheduler.main import service
+    from qlp_scheduler.settings import SchedulerSettings
+    from qlp_testing.services import running_app
+
+    settings = SchedulerSettings(
+        kafka_bootstrap_servers=qlp_infra.kafka,
+        mongodb_url=qlp_infra.mongodb_url,
+        mongodb_database=f"t_agent_cancel_{unique}",
+        internal_auth_secret=SECRET,
+        escrow_required=False,
+        escrow_consumer_group=f"scheduler.escrow.cancel.{unique}",
+        offer_refresh_s=0.2,
+    )
+    agent_principal = Principal(
+        org_id=new_id("org"), subject=new_id("key"), kind="api_key", scopes=["provider:agent"]
+    )
+    consumer_principal = Principal(
+        org_id=new_id("org"), subject=new_id("key"), kind="api_key", scopes=["gpu:jobs"]
+    )
+    mongo: Any = AsyncMongoClient(qlp_infra.mongodb_url, tz_aware=True)
+    agent: Agent | None = None
+    task: asyncio.Task[None] | None = None
+    try:
+        async with running_app(service, settings) as url:
+            s = AgentSettings(
+                gateway_url=url,
+                api_key="qlp_contract",
+                price_per_gpu_hour="1.00",
+                region="eu-west",
+                simulate_gpus=1,
+                state_dir=tmp_path / "a",
+                heartbeat_interval=0.5,
+                poll_wait_s=2,
+                status_interval_s=0.3,  # keepalives race with the cancel
+                log_batch_interval_s=0.2,
+                cancel_grace_s=2,
+            )
+            agent = Agent(
+                s, client=GatewayClient(url, "qlp_contract", auth=Signed(agent_principal))
+            )
+            task = asyncio.create_task(agent.run())
+            await asyncio.wait_for(agent.registered.wait(), 60)
+            body = {
+                "gpu_count": 1,
+                "max_price_per_gpu_hour": {"amount": 300, "currency": "USD"},
+                "command": [sys.executable, "-c", "import time; time.sleep(300)"],
+                "checkpoint_interval_s": 60,
+                "redundancy": "none",
+                "max_duration_s": 600,
+            }
+            async with httpx.AsyncClient(
+                base_url=url, auth=Signed(consumer_principal), timeout=30
+            ) as cons:
+                deadline = time.monotonic() + 60
+                while True:  # the offer index picks the new provider up
+                    r = await cons.post("/v1/gpu/jobs", json=body)
+                    assert r.status_code == 202, r.text
+                    if r.json()["status"] == "placed":
+                        break
+                    await cons.post(f"/v1/gpu/jobs/{r.json()['id']}/cancel")
+                    assert time.monotonic() < deadline, r.json()
+                    await asyncio.sleep(0.3)
+                jid = r.json()["id"]
+                while (
+                    jid not in agent.runners
+                    or (await cons.get(f"/v1/gpu/jobs/{jid}")).json()["status"] != "running"
+                ):
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.1)
+                job_pid = agent.runners[jid].process.pid
+                await asyncio.sleep(0.7)  # a few keepalives
+                r = await cons.post(f"/v1/gpu/jobs/{jid}/cancel")
+                assert r.status_code == 200 and r.json()["status"] == "canceled"
+                while jid in agent.runners:
+                    assert time.monotonic() < deadline + 30, "the job was not stopped"
+                    await asyncio.sleep(0.1)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(job_pid, 0)
+                    st = Path(f"/proc/{job_pid}/stat").read_text()
+                    assert st.rsplit(")", 1)[1].split()[0] == "Z", "the canceled job still runs"
+            db = mongo[settings.mongodb_database]
+            left = await db["assignments"].find({"job_id": jid, "acked": 0}).to_list(None)
+            assert left == []
+            cancel = await db["assignments"].find_one({"job_id": jid, "action": "cancel"})
+            assert cancel is not None and cancel["deliveries"] >= 1
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if agent is not None:
             for rec in agent.state.jobs.values():
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(rec.pid, signal.SIGKILL)

@@ -223,13 +223,37 @@ async def test_cancel_kills_the_process_group(
     await fs.wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="grandchild")
     grandchild = int(pidfile.read_text())
     leader = agent.runners["job_c"].process.pid
-    fs.assign(agent.provider_id, job_id="job_c", epoch=1, action="cancel")
+    fs.cancel(agent.provider_id, "job_c", 1)
     await fs.wait_for(lambda: "job_c" not in agent.runners, timeout=15, what="cancelled")
     await fs.wait_for(
         lambda: pid_gone(grandchild) and pid_gone(leader), timeout=10, what="group gone"
     )
     assert not any(s["status"] in ("completed", "failed") for s in fs.statuses("job_c"))
     assert "job_c" not in agent.state.jobs
+    # once the workload is gone the agent says so, which acknowledges the cancel
+    assert fs.statuses("job_c")[-1]["status"] == "canceled"
+    assert fs.pending(agent.provider_id) == []
+
+
+async def test_a_keepalive_answered_canceled_stops_the_job(
+    fake_scheduler: Any, start_agent: Any
+) -> None:
+    """The scheduler says the job was canceled before its cancel reached this machine:
+    the workload stops at once and the agent reports it stopped."""
+    fs = fake_scheduler
+    agent = await start_agent(fs.url, status_interval_s=0.3)
+    fs.assign(
+        agent.provider_id,
+        job_id="job_k",
+        epoch=1,
+        command=[PY, "-c", "import time; time.sleep(300)"],
+    )
+    await fs.wait_for(lambda: "job_k" in agent.runners, what="running")
+    leader = agent.runners["job_k"].process.pid
+    fs.cancel(agent.provider_id, "job_k", 1, deliver=False)
+    await fs.wait_for(lambda: "job_k" not in agent.runners, timeout=15, what="stopped")
+    await fs.wait_for(lambda: pid_gone(leader), timeout=10, what="job gone")
+    assert fs.statuses("job_k")[-1]["status"] == "canceled"
 
 
 async def test_max_duration_kills_and_reports_time_limit(

@@ -850,7 +850,7 @@ class Scheduler:
         await self.provider(org_id, provider_id)
         deadline = time.monotonic() + max(0.0, min(wait_s, self.settings.max_wait_s))
         while True:
-            items = await self.repo.pending_assignments(provider_id)
+            items = await self._deliverable(await self.repo.pending_assignments(provider_id))
             remaining = deadline - time.monotonic()
             if items or remaining <= 0:
                 break
@@ -860,6 +860,28 @@ class Scheduler:
         items.sort(key=lambda a: a.get("seq", 0))
         await self.repo.mark_delivered([a["_id"] for a in items], utcnow())
         return items
+
+    async def _deliverable(self, items: list[Doc]) -> list[Doc]:
+        """Pending assignments minus starts/prepares whose job ended (canceled, failed)
+        or moved to another epoch: those are superseded, never delivered, whichever
+        replica or late effect wrote them. Checked at delivery, so a start is never
+        delivered after its job's cancel was recorded."""
+        starts = {a["job_id"] for a in items if a.get("action") in S.START_ACTIONS}
+        if not starts:
+            return items
+        current = await self.repo.job_epochs(sorted(starts))
+        stale = [
+            a["_id"]
+            for a in items
+            if a.get("action") in S.START_ACTIONS
+            and (cur := current.get(a["job_id"])) is not None
+            and (cur[0] in S.TERMINAL or cur[1] != int(a["epoch"]))
+        ]
+        if not stale:
+            return items
+        await self.repo.supersede_ids(stale, utcnow())
+        gone = set(stale)
+        return [a for a in items if a["_id"] not in gone]
 
     async def _agent_job(
         self, org_id: str, provider_id: str, job_id: str, epoch: int
@@ -886,10 +908,19 @@ class Scheduler:
         for _ in range(5):
             job, role = await self._agent_job(org_id, provider_id, job_id, epoch)
             now = utcnow()
-            await self.repo.ack_assignments(provider_id, job_id, epoch, now)
+            reported = body["status"]
+            # A report acknowledges the start/prepare it answers. A cancel is done only
+            # once the agent no longer runs the job: a terminal report (or a heartbeat
+            # that no longer lists it), never a keepalive that says it still runs.
+            await self.repo.ack_assignments(
+                provider_id,
+                job_id,
+                epoch,
+                now,
+                actions=None if reported in S.AGENT_TERMINAL else S.START_ACTIONS,
+            )
             if role == S.STANDBY or job["status"] in S.TERMINAL:
                 return {"status": "ok", "job_status": job["status"], "role": role}
-            reported = body["status"]
             new = S.next_status(job["status"], reported)
             sets: Doc = {"status": new, "updated_ms": ms(now)}
             evs: list[Staged] = []
@@ -1084,7 +1115,7 @@ class Scheduler:
         if not providers:
             return 0
         done = 0
-        for a in await self.repo.pending_assignments_of(list(providers)):
+        for a in await self._deliverable(await self.repo.pending_assignments_of(list(providers))):
             prov = providers[a["provider_id"]]
             if a["action"] == "start":
                 await self.k8s.start(a, prov)

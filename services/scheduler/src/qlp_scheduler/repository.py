@@ -241,6 +241,13 @@ class Repository:
         )
         return [d async for d in cur]
 
+    async def job_epochs(self, job_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """(status, epoch) of each job that exists."""
+        cur = self.jobs.find(
+            {"_id": {"$in": list(job_ids)}}, {"status": 1, "epoch": 1}, comment=BY_ID
+        )
+        return {d["_id"]: (str(d["status"]), int(d.get("epoch", 0))) async for d in cur}
+
     async def jobs_with_pending_effects(self, before: int) -> list[Doc]:
         cur = self.jobs.find(
             {"fx_pending": 1, "updated_ms": {"$lte": before}}, {"_outbox": 0}, comment=SWEEP
@@ -351,6 +358,13 @@ class Repository:
         """Assignments of an older epoch are never delivered again."""
         await self.assignments.update_many(
             {"job_id": job_id, "acked": 0, "epoch": {"$lt": below_epoch}},
+            {"$set": {"acked": 1, "acked_ms": ms(now), "superseded": 1}},
+        )
+
+    async def supersede_ids(self, ids: Sequence[str], now: datetime) -> None:
+        """These assignments are never delivered (their job ended or moved on)."""
+        await self.assignments.update_many(
+            {"_id": {"$in": list(ids)}, "acked": 0},
             {"$set": {"acked": 1, "acked_ms": ms(now), "superseded": 1}},
         )
 

@@ -159,7 +159,8 @@ class AssignmentList(BaseModel):
 
 class StatusIn(BaseModel):
     epoch: int = Field(ge=0)
-    status: Literal["starting", "running", "completed", "failed"]
+    # "canceled": the agent stopped the workload after a cancel (acknowledges it)
+    status: Literal["starting", "running", "completed", "failed", "canceled"]
     step: int | None = Field(default=None, ge=0)
     message: str | None = Field(default=None, max_length=2000)
     exit_code: int | None = None

@@ -34,6 +34,10 @@ CANCELED = "canceled"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
 LIVE = frozenset({PLACED, STARTING, RUNNING})
 OPEN = frozenset({SUBMITTED, ESCROW_HELD, PLACED, STARTING, RUNNING})
+# What an agent reports once it no longer runs the job (acknowledges a cancel).
+AGENT_TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
+# Assignments that make an agent run (or get ready to run) a job.
+START_ACTIONS = ("start", "prepare")
 
 _TOKEN = re.compile(r"[^a-z0-9]+")
 
