@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qlp_kit.problems import Problem, problem_response
+from qlp_kit.problems import NOT_EXECUTED, Problem, problem_response
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_INSPECTED_BODY = 2 * 1024 * 1024
@@ -92,7 +92,14 @@ class StorableInputMiddleware:
                 found = None  # not JSON: the route's own validation answers
         if found:
             response: Response = problem_response(
-                Problem(422, "Request is not valid", found, type_="unstorable-value"), request
+                Problem(
+                    422,
+                    "Request is not valid",
+                    found,
+                    type_="unstorable-value",
+                    headers=NOT_EXECUTED,
+                ),
+                request,
             )
             await response(scope, receive, send)
             return

@@ -1,6 +1,10 @@
 """RFC 9457 problem details: every error leaves a service as application/problem+json.
 
 ``type`` is a stable URI per kind of problem, so clients can branch on it.
+
+A problem raised before the endpoint executed anything (the request failed
+validation) carries ``x-qlp-not-executed: 1``: the gateway then stores no
+idempotent answer for it and strips the header before answering the client.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from starlette.responses import JSONResponse
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://qlp.dev/problems/"
+#: Internal response header: the request was refused before anything executed.
+NOT_EXECUTED_HEADER = "x-qlp-not-executed"
+NOT_EXECUTED = {NOT_EXECUTED_HEADER: "1"}
 
 _STATUS_TYPES = {
     400: "bad-request",
@@ -105,8 +112,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             }
             for e in exc.errors()
         ]
+        # FastAPI validates the request before it calls the endpoint: nothing executed.
         return problem_response(
-            Problem(422, "Request is not valid", "see errors", errors=errors), request
+            Problem(422, "Request is not valid", "see errors", headers=NOT_EXECUTED, errors=errors),
+            request,
         )
 
     async def on_unhandled(request: Request, exc: Exception) -> JSONResponse:

@@ -15,11 +15,14 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qlp_gateway.service import Gateway
 from qlp_gateway.settings import GatewaySettings
 from qlp_kit.app import Ctx
-from qlp_kit.problems import Problem
+from qlp_kit.problems import NOT_EXECUTED_HEADER, Problem
+
+_NOT_EXECUTED = NOT_EXECUTED_HEADER.encode()
 
 EXPOSED_HEADERS = [
     "RateLimit-Limit",
@@ -32,6 +35,27 @@ EXPOSED_HEADERS = [
     "Location",
     "WWW-Authenticate",
 ]
+
+
+class DropInternalResponseHeaders:
+    """ASGI wrapper: answers leave without the kit's internal ``x-qlp-not-executed``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    (k, v) for k, v in message.get("headers", ()) if k.lower() != _NOT_EXECUTED
+                ]
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 @contextlib.asynccontextmanager
@@ -48,6 +72,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     ]
     settings = app.state.ctx.settings
+    if app.middleware_stack:
+        # The kit marks its own validation answers for the gateway: never to clients.
+        app.middleware_stack = DropInternalResponseHeaders(app.middleware_stack)
     if isinstance(settings, GatewaySettings) and settings.cors_origins and app.middleware_stack:
         # The kit builds the app; its middleware stack exists once the server runs, so
         # CORS wraps it here (outermost: errors get CORS headers too).

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from qlp_kit.auth import INTERNAL_HEADERS, PRINCIPAL_HEADER
-from qlp_kit.problems import Problem
+from qlp_kit.problems import NOT_EXECUTED_HEADER, Problem
 
 log = structlog.get_logger("qlp.gateway.proxy")
 
@@ -35,8 +35,8 @@ HOP_BY_HOP = frozenset(
 )
 #: Request headers the gateway sets itself.
 _REQUEST_DROP = HOP_BY_HOP | {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
-#: Response headers the gateway's own server writes.
-_RESPONSE_DROP = HOP_BY_HOP | {"date", "server", "x-request-id"}
+#: Response headers the gateway's own server writes, and internal ones.
+_RESPONSE_DROP = HOP_BY_HOP | {"date", "server", "x-request-id", NOT_EXECUTED_HEADER}
 
 
 def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:

@@ -3,7 +3,8 @@
 - ``plans``: the plan of each org, as billing's events last said (``_id`` = org id);
 - ``idempotency``: Idempotency-Key records, removed by a TTL index after 24 h.
 
-Both are keyed by org id in ``_id`` (the tenant is part of every key).
+Both are keyed by org id in ``_id`` (the tenant is part of every key; an idempotency
+record's ``_id`` also carries the subject, see ``idempotency.record_id``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from qlp_gateway.idempotency import Existing, existing_from_doc
-from qlp_kit.mongo import IndexSpec, as_utc, utcnow
+from qlp_gateway import idempotency as idem
+from qlp_gateway.idempotency import Existing, epoch_ms, existing_from_doc
+from qlp_kit.mongo import IndexSpec, utcnow
 
 PLANS = "plans"
 IDEMPOTENCY = "idempotency"
@@ -50,60 +52,89 @@ class PlanRepository:
 
 
 class IdempotencyRepository:
+    """Idempotency records (see idempotency.py for the states). Every transition is
+    one guarded single-document update: it applies only while the record is in the
+    expected state and still held by the caller's claim ``token``."""
+
     def __init__(self, db: Any) -> None:
         self.coll = db[IDEMPOTENCY]
 
-    async def claim(self, rid: str, org_id: str, key: str, fp: str) -> Existing | None:
+    async def claim(
+        self, rid: str, org_id: str, subject: str, fp: str, token: str
+    ) -> Existing | None:
         """Claim the key atomically. None when claimed; else the record that holds it."""
-        now = utcnow()
-        try:
-            await self.coll.insert_one(
-                {
-                    "_id": rid,
-                    "org_id": org_id,
-                    "key": key,
-                    "fingerprint": fp,
-                    "state": "pending",
-                    "claimed_at": now,
-                    "created_at": now,
-                }
-            )
-            return None
-        except DuplicateKeyError:
-            doc = await self.coll.find_one({"_id": rid})
-        if doc is None:  # expired between the insert and the read: try once more
-            return await self.claim(rid, org_id, key, fp)
-        doc["claimed_at"] = as_utc(doc["claimed_at"])
-        return existing_from_doc(doc)
+        for _ in range(3):
+            now = utcnow()
+            try:
+                await self.coll.insert_one(
+                    {
+                        "_id": rid,
+                        "org_id": org_id,
+                        "subject": subject,
+                        "fingerprint": fp,
+                        "state": idem.CLAIMED,
+                        "token": token,
+                        "claimed_ms": epoch_ms(now),
+                        "created_at": now,
+                    }
+                )
+                return None
+            except DuplicateKeyError:
+                doc = await self.coll.find_one({"_id": rid})
+            if doc is not None:  # else: expired between the insert and the read
+                return existing_from_doc(doc)
+        raise RuntimeError(f"idempotency record {rid} could not be claimed or read")
 
-    async def take_over(self, rid: str, claimed_at: datetime) -> bool:
-        """Take over an abandoned pending claim (guarded: only one taker wins)."""
+    async def take_over(self, rid: str, old_token: str, token: str) -> bool:
+        """Take over a claim whose gateway died before sending (only one taker wins)."""
         res = await self.coll.update_one(
-            {"_id": rid, "state": "pending", "claimed_at": claimed_at},
-            {"$set": {"claimed_at": utcnow()}},
+            {"_id": rid, "state": idem.CLAIMED, "token": old_token},
+            {"$set": {"token": token, "claimed_ms": epoch_ms(utcnow())}},
         )
         return bool(res.modified_count)
 
-    async def complete(self, rid: str, status: int, headers: dict[str, str], body: bytes) -> None:
+    async def mark_sent(self, rid: str, token: str) -> bool:
+        """Before sending: from here on the request is never sent again. False when the
+        claim was lost (taken over): then it must not be sent."""
+        res = await self.coll.update_one(
+            {"_id": rid, "state": idem.CLAIMED, "token": token},
+            {"$set": {"state": idem.SENT, "sent_ms": epoch_ms(utcnow())}},
+        )
+        return bool(res.modified_count)
+
+    async def complete(
+        self, rid: str, token: str, status: int, headers: dict[str, str], body: bytes | None
+    ) -> None:
+        """Store the answer (``body`` None: too large to keep, only its status)."""
+        fields: dict[str, Any] = {
+            "state": idem.DONE,
+            "status": status,
+            "headers": json.dumps(headers),
+            "completed_ms": epoch_ms(utcnow()),
+        }
+        if body is not None:
+            fields["body"] = base64.b64encode(body).decode()
         await self.coll.update_one(
-            {"_id": rid},
-            {
-                "$set": {
-                    "state": "done",
-                    "status": status,
-                    "headers": json.dumps(headers),
-                    "body": base64.b64encode(body).decode(),
-                    "completed_at": utcnow(),
-                }
-            },
+            {"_id": rid, "token": token, "state": {"$in": [idem.SENT, idem.UNKNOWN]}},
+            {"$set": fields},
         )
 
-    async def release(self, rid: str) -> None:
-        await self.coll.delete_one({"_id": rid, "state": "pending"})
+    async def mark_unknown(self, rid: str, token: str, reason: str) -> None:
+        """The request may have executed but its answer is lost."""
+        await self.coll.update_one(
+            {"_id": rid, "token": token, "state": idem.SENT},
+            {"$set": {"state": idem.UNKNOWN, "reason": reason, "completed_ms": epoch_ms(utcnow())}},
+        )
+
+    async def release(self, rid: str, token: str) -> None:
+        """Delete the record: the request certainly did not execute."""
+        await self.coll.delete_one(
+            {"_id": rid, "token": token, "state": {"$in": [idem.CLAIMED, idem.SENT]}}
+        )
 
     async def stored(self, rid: str) -> tuple[int, dict[str, str], bytes] | None:
-        doc = await self.coll.find_one({"_id": rid, "state": "done"})
-        if doc is None:
+        doc = await self.coll.find_one({"_id": rid, "state": idem.DONE})
+        if doc is None or "body" not in doc:
             return None
         headers: dict[str, str] = json.loads(doc.get("headers") or "{}")
         return int(doc["status"]), headers, base64.b64decode(doc.get("body") or "")

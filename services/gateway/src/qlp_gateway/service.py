@@ -15,12 +15,12 @@ from starlette.responses import Response
 
 from qlp_gateway import idempotency as idem
 from qlp_gateway.authn import ApiKeyVerifier, Authenticator
-from qlp_gateway.metrics import IDEMPOTENCY, REJECTED, UPSTREAM_LATENCY, UPSTREAM_REQUESTS
+from qlp_gateway.idempotent_proxy import IdempotentForwarder
+from qlp_gateway.metrics import REJECTED, UPSTREAM_LATENCY, UPSTREAM_REQUESTS
 from qlp_gateway.openapi import OpenApiCache
 from qlp_gateway.proxy import (
     LimitedBody,
     Upstreams,
-    buffered_response,
     request_headers,
     too_large,
     upstream_response,
@@ -31,7 +31,6 @@ from qlp_gateway.routes import Route, body_limit, resolve
 from qlp_gateway.settings import GatewaySettings
 from qlp_kit.auth import Principal, sign_principal
 from qlp_kit.jwt_verify import JwksCache, JwtVerifier
-from qlp_kit.mongo import utcnow
 from qlp_kit.problems import Problem
 
 log = structlog.get_logger("qlp.gateway")
@@ -108,6 +107,12 @@ class Gateway:
         self.limiter = RateLimiter(60.0, settings.rate_limit_max_buckets)
         self.plans = PlanCache(PlanRepository(db), settings.default_plan, settings.plan_cache_ttl_s)
         self.idempotency = IdempotencyRepository(db)
+        self.keyed = IdempotentForwarder(
+            self.idempotency,
+            client,
+            lock_s=settings.idempotency_lock_s,
+            max_response_bytes=settings.idempotency_max_response_bytes,
+        )
         self.openapi = OpenApiCache(
             client,
             self.services,
@@ -116,6 +121,7 @@ class Gateway:
         )
 
     async def close(self) -> None:
+        await self.keyed.drain()
         await self.upstreams.close()
 
     # -- the pipeline ---------------------------------------------------------------
@@ -262,74 +268,9 @@ class Gateway:
         limit: int,
         limit_headers: dict[str, str],
     ) -> Response:
-        if not idem.valid_key(key):
-            raise Problem(
-                400,
-                "Bad request",
-                "Idempotency-Key must be 1 to 255 visible ASCII characters",
-                type_="invalid-idempotency-key",
-            )
-        body = LimitedBody(request, limit)
-        try:
-            content = await body.read()
-        except Exception:
-            if body.exceeded:
-                raise too_large(limit) from None
-            raise
-        fp = idem.fingerprint(request.method, request.url.path, request.url.query, content)
-        rid = idem.record_id(principal.org_id, key)
-        existing = await self.idempotency.claim(rid, principal.org_id, key, fp)
-        if existing is None:
-            IDEMPOTENCY.labels("claimed").inc()
-        else:
-            outcome = idem.decide(existing, fp, utcnow(), self.settings.idempotency_lock_s)
-            IDEMPOTENCY.labels(outcome).inc()
-            if outcome == "mismatch":
-                raise Problem(
-                    422,
-                    "Idempotency key reused",
-                    "this Idempotency-Key was used with a different request",
-                    type_="idempotency-key-mismatch",
-                    headers=limit_headers,
-                )
-            if outcome == "replay":
-                stored = await self.idempotency.stored(rid)
-                if stored is not None:
-                    status, hdrs, data = stored
-                    return buffered_response(
-                        status,
-                        list(hdrs.items()),
-                        data,
-                        {**limit_headers, idem.REPLAYED_HEADER: "true"},
-                    )
-            if outcome != "take_over" or not await self.idempotency.take_over(
-                rid, existing.claimed_at
-            ):
-                raise Problem(
-                    409,
-                    "Request in progress",
-                    "a request with this Idempotency-Key is still being processed",
-                    type_="idempotency-key-in-flight",
-                    headers={**limit_headers, "Retry-After": "1"},
-                )
-        try:
-            resp = await self._send(route, request.method, url, headers, content, None)
-            try:
-                data = await resp.aread()
-            finally:
-                await resp.aclose()
-        except BaseException:
-            await self.idempotency.release(rid)
-            raise
-        raw = list(resp.headers.multi_items())
-        if (
-            idem.storable(resp.status_code)
-            and len(data) <= self.settings.idempotency_max_response_bytes
-        ):
-            await self.idempotency.complete(rid, resp.status_code, idem.stored_headers(raw), data)
-        else:
-            await self.idempotency.release(rid)
-        return buffered_response(resp.status_code, raw, data, limit_headers)
+        return await self.keyed.forward(
+            request, route, url, headers, principal, key, limit, limit_headers
+        )
 
     # -- plans from billing's events -------------------------------------------------
 
