@@ -355,6 +355,18 @@ def reversal(original: Txn, reason: str = "") -> Txn:
     )
 
 
+def payable_debits(txn: Txn) -> list[tuple[str, str, int]]:
+    """(payee org, kind, amount) for each provider/creator payable ``txn`` reduces (a
+    reversal of a sale or a settlement): payables are not cached in the committing
+    wallet, so they are guarded in the payee's wallet first."""
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for leg in txn.legs:
+        kind, org = parse_account(leg.account)
+        if kind in (PROVIDER_PAYABLE, CREATOR_PAYABLE) and leg.amount > 0:
+            out[(org, kind)] += leg.amount
+    return [(org, kind, n) for (org, kind), n in sorted(out.items()) if n > 0]
+
+
 # ---- balances and checks ----------------------------------------------------------
 
 

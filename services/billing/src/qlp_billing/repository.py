@@ -284,6 +284,88 @@ class Store:
         rows = [r async for r in await self.postings.aggregate(pipe)]
         return int(rows[0]["s"]) if rows and rows[0].get("s") is not None else 0
 
+    async def txn_committed(self, org_id: str, txn_id: str) -> bool:
+        """Committed on ``org_id``'s wallet: materialized, staged, or recently applied."""
+        if await self.txn_exists(txn_id):
+            return True
+        w = await self.wallets.find_one(
+            {
+                "_id": org_id,
+                "org_id": org_id,
+                "$or": [{"_applied": txn_id}, {f"pending.{txn_id}": {"$exists": True}}],
+            },
+            {"_id": 1},
+        )
+        return w is not None
+
+    # ---- payables (credited by other orgs' transactions, guarded in the payee's wallet)
+
+    async def payable_credits(self, acct: str) -> int:
+        """Everything ever credited to a payable account (materialized postings).
+        Credits only grow, so a stale read is a lower bound: safe for a guard."""
+        pipe: list[Doc] = [
+            {"$match": {"account": acct, "amount": {"$lt": 0}}},
+            {"$group": {"_id": "$account", "s": {"$sum": "$amount"}}},
+        ]
+        rows = [r async for r in await self.postings.aggregate(pipe)]
+        return -int(rows[0]["s"]) if rows and rows[0].get("s") is not None else 0
+
+    async def payable_debits(self, org_id: str, kind: str) -> int:
+        """Everything ever debited from ``org_id``'s payable of ``kind`` (payouts and
+        reversals), counted in the payee's wallet; started from the ledger once."""
+        await self.ensure_wallet(org_id)
+        field = f"pdebit.{kind}"
+        w = await self.wallets.find_one({"_id": org_id, "org_id": org_id}, {"pdebit": 1})
+        have = ((w or {}).get("pdebit") or {}).get(kind)
+        if have is not None:
+            return int(have)
+        pipe: list[Doc] = [
+            {"$match": {"account": f"{kind}:{org_id}", "amount": {"$gt": 0}}},
+            {"$group": {"_id": "$account", "s": {"$sum": "$amount"}}},
+        ]
+        rows = [r async for r in await self.postings.aggregate(pipe)]
+        start = int(rows[0]["s"]) if rows and rows[0].get("s") is not None else 0
+        await self.wallets.update_one(
+            {"_id": org_id, "org_id": org_id, field: {"$exists": False}},
+            {"$set": {field: start}},
+        )
+        return await self.payable_debits(org_id, kind)
+
+    async def hold_payable(
+        self, org_id: str, kind: str, amount: int, txn_id: str, credited: int
+    ) -> str:
+        """Debit ``amount`` from a payee's payable for ``txn_id`` (a reversal committed
+        on another org's wallet) with ONE guarded write: never below zero, once per
+        transaction. Returns ``held``, ``duplicate`` or ``insufficient``."""
+        await self.payable_debits(org_id, kind)
+        field = f"pdebit.{kind}"
+        res = await self.wallets.find_one_and_update(
+            {
+                "_id": org_id,
+                "org_id": org_id,
+                "_pd_applied": {"$nin": [txn_id]},
+                field: {"$lte": credited - amount},
+            },
+            {
+                "$inc": {field: amount},
+                "$push": {"_pd_applied": {"$each": [txn_id], "$slice": -APPLIED_WINDOW}},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if res is not None:
+            return "held"
+        w = await self.wallets.find_one(
+            {"_id": org_id, "org_id": org_id, "_pd_applied": txn_id}, {"_id": 1}
+        )
+        return "duplicate" if w is not None else "insufficient"
+
+    async def release_payable(self, org_id: str, kind: str, amount: int, txn_id: str) -> None:
+        """Undo :meth:`hold_payable` (the transaction it was for was not committed)."""
+        await self.wallets.update_one(
+            {"_id": org_id, "org_id": org_id, "_pd_applied": txn_id},
+            {"$inc": {f"pdebit.{kind}": -amount}, "$pull": {"_pd_applied": txn_id}},
+        )
+
     async def get_txn(self, txn_id: str) -> Doc | None:
         return await self.ledger.find_one({"_id": txn_id})
 

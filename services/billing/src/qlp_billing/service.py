@@ -1060,10 +1060,39 @@ class Billing:
             rev = L.reversal(original, reason)
         except L.LedgerError as exc:
             raise Conflict(str(exc)) from None
-        res = await self._commit(rev)
-        if res.status == "insufficient":
+        if await self.store.txn_committed(rev.org_id, rev.id):
+            return rev.id  # reversed before: once
+        # payables a reversal takes back (a creator's, a provider's) belong to other
+        # orgs: each is debited first in its payee's wallet, guarded there (never below
+        # zero, e.g. after a payout); then the reversal commits on the payer's wallet.
+        # A refusal at either step undoes the holds; a crash between them leaves a hold
+        # that the retry of the same reversal adopts (it is keyed by the reversal id).
+        held: list[tuple[str, str, int]] = []
+        for owner, kind, amount in L.payable_debits(rev):
+            acct = L.account(kind, owner)
+            got = await self.store.hold_payable(
+                owner, kind, amount, rev.id, await self.store.payable_credits(acct)
+            )
+            if got == "insufficient":
+                await self._release_holds(held, rev.id)
+                raise PaymentRequired(
+                    f"{acct} no longer holds {amount} (paid out?); the reversal would "
+                    "take it below zero"
+                )
+            held.append((owner, kind, amount))
+        try:
+            res = await self._commit(rev)
+        except L.LedgerError as exc:
+            await self._release_holds(held, rev.id)
+            raise Conflict(str(exc)) from None
+        if res.status in ("insufficient", "guard"):
+            await self._release_holds(held, rev.id)
             raise PaymentRequired("the balance no longer covers this reversal")
         return rev.id
+
+    async def _release_holds(self, held: Sequence[tuple[str, str, int]], txn_id: str) -> None:
+        for owner, kind, amount in held:
+            await self.store.release_payable(owner, kind, amount, txn_id)
 
     # ======================================================================= payouts
 
@@ -1074,7 +1103,11 @@ class Billing:
         await self.store.materialize(org_id)
         w = await self.store.get_wallet(org_id) or {}
         seq = int(w.get("payout_seq", 0))
-        available = -await self.store.account_balance(L.account(kind, org_id))
+        # what was credited minus what was ever debited (payouts, reversals: counted
+        # in this wallet, so the guard below sees a concurrent reversal's hold)
+        credited = await self.store.payable_credits(L.account(kind, org_id))
+        debited = await self.store.payable_debits(org_id, kind)
+        available = credited - debited
         if available <= 0:
             return None
         now = self.clock()
@@ -1094,9 +1127,12 @@ class Billing:
         res = await self._commit(
             txn,
             [out(ev, org_id, payout_id)],
-            guard={"payout_seq": seq},
-            guard_ok=lambda d: int(d.get("payout_seq", 0)) == seq,
-            extra_inc={"payout_seq": 1},
+            guard={"payout_seq": seq, f"pdebit.{kind}": debited},
+            guard_ok=lambda d: (
+                int(d.get("payout_seq", 0)) == seq
+                and int((d.get("pdebit") or {}).get(kind, 0)) == debited
+            ),
+            extra_inc={"payout_seq": 1, f"pdebit.{kind}": available},
         )
         if res.status != "applied":
             raise Conflict("another payout ran concurrently; try again")
@@ -1147,7 +1183,13 @@ class Billing:
         )
 
     def _invoice_view(self, inv: Doc) -> Doc:
-        return {k: v for k, v in inv.items() if not k.startswith("_outbox")}
+        view = {k: v for k, v in inv.items() if not k.startswith("_outbox")}
+        # a claim in progress shows as the state it started from
+        if view.get("status") == "paying":
+            view["status"] = "finalized"
+        elif view.get("status") == "voiding":
+            view["status"] = view.get("voiding_from") or "finalized"
+        return view
 
     async def upcoming_invoice(self, org_id: str) -> Doc:
         sub = await self.subscription(org_id)
@@ -1200,6 +1242,7 @@ class Billing:
                 stats["booked"] += 1
             if await self._try_pay(inv["org_id"], inv["_id"]):
                 stats["paid"] += 1
+        await self.resume_claims(now)
         return stats
 
     async def _finalize(self, inv: Doc, now: datetime) -> bool:
@@ -1258,20 +1301,48 @@ class Billing:
         return res is not None
 
     async def _book(self, inv: Doc) -> bool:
+        org_id, invoice_id = inv["org_id"], inv["_id"]
         due = int((inv.get("amount_due") or {}).get("amount", 0))
         if due > 0:
-            await self._commit(L.invoice_booking(inv["org_id"], inv["_id"], Money(due)))
+            await self._commit(L.invoice_booking(org_id, invoice_id, Money(due)))
         res = await self.store.update_invoice(
-            inv["org_id"], inv["_id"], {"booked": 0}, {"$set": {"booked": 1}}
+            org_id, invoice_id, {"booked": 0, "status": "finalized"}, {"$set": {"booked": 1}}
         )
+        if res is None and due > 0:
+            cur = await self.store.get_invoice(org_id, invoice_id)
+            if cur is not None and cur.get("status") in ("voiding", "void"):
+                # voided while this booking was in flight: take it back
+                await self._reverse_booking(cur)
         return res is not None
 
-    async def _try_pay(self, org_id: str, invoice_id: str) -> bool:
+    # An invoice's money moves only under a claim on the invoice: a payment moves it
+    # finalized -> paying -> paid, a void (draft|finalized) -> voiding -> void. The
+    # claims are guarded single-document writes, so a payment and a void of the same
+    # invoice cannot both happen; one that fails midway hands the invoice back, and
+    # one that crashed is finished by the invoicing sweep (every money move is
+    # idempotent by its transaction id).
+    CLAIM_STALE = timedelta(minutes=1)
+
+    async def _try_pay(self, org_id: str, invoice_id: str, *, resume: bool = False) -> bool:
         inv = await self.store.get_invoice(org_id, invoice_id)
-        if inv is None or inv.get("status") != "finalized" or not inv.get("booked"):
+        if inv is None or not inv.get("booked"):
             return False
-        due = int((inv.get("amount_due") or {}).get("amount", 0))
         now = self.clock()
+        if resume:
+            if inv.get("status") != "paying":
+                return False
+        else:
+            if inv.get("status") != "finalized":
+                return False
+            claimed = await self.store.update_invoice(
+                org_id,
+                invoice_id,
+                {"status": "finalized", "booked": 1},
+                {"$set": {"status": "paying", "claimed_at": ms(now)}},
+            )
+            if claimed is None:
+                return False  # paid, voided or being voided meanwhile
+        due = int((inv.get("amount_due") or {}).get("amount", 0))
         txn = L.invoice_payment(org_id, invoice_id, Money(due))
         res = await self._commit(txn)
         if res.status in ("applied", "duplicate"):
@@ -1288,30 +1359,34 @@ class Billing:
             done = await self.store.update_invoice(
                 org_id,
                 invoice_id,
-                {"status": "finalized"},
+                {"status": "paying"},
                 {"$set": {"status": "paid", "paid_at": ms(now)}},
                 [out(ev, org_id, invoice_id)],
             )
             return done is not None
+        # not paid: hand the invoice back (a void may proceed, a top-up retries)
+        update: Doc = {"$set": {"status": "finalized"}}
+        events = []
         if res.status == "insufficient" and not inv.get("payment_attempts"):
-            ev2 = bev.PaymentFailed(
-                org_id=org_id,
-                payment_id=new_id("pay"),
-                amount=money(due),
-                invoice_id=invoice_id,
-                provider="prepaid",
-                failure_code="insufficient_funds",
-                failure_message="top up credits to pay this invoice",
-                attempt=1,
-                failed_at=ts(now),
+            events.append(
+                out(
+                    bev.PaymentFailed(
+                        org_id=org_id,
+                        payment_id=new_id("pay"),
+                        amount=money(due),
+                        invoice_id=invoice_id,
+                        provider="prepaid",
+                        failure_code="insufficient_funds",
+                        failure_message="top up credits to pay this invoice",
+                        attempt=1,
+                        failed_at=ts(now),
+                    ),
+                    org_id,
+                    invoice_id,
+                )
             )
-            await self.store.update_invoice(
-                org_id,
-                invoice_id,
-                {"payment_attempts": 0},
-                {"$inc": {"payment_attempts": 1}},
-                [out(ev2, org_id, invoice_id)],
-            )
+            update["$inc"] = {"payment_attempts": 1}
+        await self.store.update_invoice(org_id, invoice_id, {"status": "paying"}, update, events)
         return False
 
     async def pay_open_invoices(self, org_id: str) -> int:
@@ -1325,21 +1400,69 @@ class Billing:
         inv = await self.store.get_invoice(org_id, invoice_id)
         if inv is None:
             raise NotFound("invoice not found")
-        if inv.get("status") in ("paid", "void"):
-            raise Conflict(f"a {inv['status']} invoice cannot be voided")
-        if inv.get("status") == "finalized" and inv.get("booked"):
-            booking = await self.store.get_txn(f"invoice-{invoice_id}")
-            if booking is not None:
-                await self._commit(L.reversal(L.Txn.from_doc(booking), "invoice voided"))
+        status = str(inv.get("status"))
+        if status in ("paid", "void"):
+            raise Conflict(f"a {status} invoice cannot be voided")
+        if status not in ("draft", "finalized"):
+            raise Conflict("a payment or a void of this invoice is in progress; try again")
+        claimed = await self.store.update_invoice(
+            org_id,
+            invoice_id,
+            {"status": status},
+            {"$set": {"status": "voiding", "voiding_from": status, "claimed_at": ms(self.clock())}},
+        )
+        if claimed is None:
+            raise Conflict("the invoice changed concurrently (paid?); try again")
+        return self._invoice_view(await self._finish_void(claimed))
+
+    async def _reverse_booking(self, inv: Doc) -> str:
+        """Reverse the invoice's booking if it was committed: ``none``, ``reversed``
+        or ``refused`` (the receivable no longer holds it)."""
+        org_id, invoice_id = inv["org_id"], inv["_id"]
+        due = int((inv.get("amount_due") or {}).get("amount", 0))
+        booking = L.invoice_booking(org_id, invoice_id, Money(due)) if due > 0 else None
+        if booking is None or not await self.store.txn_committed(org_id, booking.id):
+            return "none"
+        res = await self._commit(L.reversal(booking, "invoice voided"))
+        return "reversed" if res.status in ("applied", "duplicate") else "refused"
+
+    async def _finish_void(self, inv: Doc) -> Doc:
+        org_id, invoice_id = inv["org_id"], inv["_id"]
+        if await self._reverse_booking(inv) == "refused":
+            await self.store.update_invoice(
+                org_id,
+                invoice_id,
+                {"status": "voiding"},
+                {"$set": {"status": inv.get("voiding_from") or "finalized"}},
+            )
+            raise PaymentRequired("the invoice's receivable is no longer there; not voided")
         res = await self.store.update_invoice(
             org_id,
             invoice_id,
-            {"status": inv["status"]},
+            {"status": "voiding"},
             {"$set": {"status": "void", "voided_at": ms(self.clock())}},
         )
         if res is None:
             raise Conflict("the invoice changed concurrently; try again")
-        return self._invoice_view(res)
+        return res
+
+    async def resume_claims(self, now: datetime | None = None) -> int:
+        """Finish payments and voids that stopped midway (a crash after the claim)."""
+        now = now or self.clock()
+        n = 0
+        for status in ("paying", "voiding"):
+            for inv in await self.store.invoices_in(status):
+                if dt(inv.get("claimed_at") or 0) + self.CLAIM_STALE > now:
+                    continue  # still in progress, probably
+                try:
+                    if status == "paying":
+                        await self._try_pay(inv["org_id"], inv["_id"], resume=True)
+                    else:
+                        await self._finish_void(inv)
+                    n += 1
+                except BillingError as exc:
+                    log.warning("claim not finished", invoice=inv["_id"], error=str(exc))
+        return n
 
     async def invoice(self, org_id: str, invoice_id: str) -> Doc:
         inv = await self.store.get_invoice(org_id, invoice_id)
