@@ -20,14 +20,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qlp_gateway.service import Gateway
 from qlp_gateway.settings import GatewaySettings
 from qlp_kit.app import Ctx
+from qlp_kit.permissions import public
 from qlp_kit.problems import NOT_EXECUTED_HEADER, Problem
 
 _NOT_EXECUTED = NOT_EXECUTED_HEADER.encode()
 
 EXPOSED_HEADERS = [
-    "RateLimit-Limit",
-    "RateLimit-Remaining",
-    "RateLimit-Reset",
+    "RateLimit",
     "RateLimit-Policy",
     "Retry-After",
     "X-Request-ID",
@@ -103,12 +102,12 @@ def _gateway(ctx: Any) -> Gateway:
     return gateway
 
 
-@router.get("/openapi.json", include_in_schema=False)
+@router.get("/openapi.json", include_in_schema=False, dependencies=[public()])
 async def merged_openapi(ctx: Ctx) -> JSONResponse:
     return JSONResponse(await _gateway(ctx).openapi.document())
 
 
-@router.get("/.well-known/jwks.json", include_in_schema=False)
+@router.get("/.well-known/jwks.json", include_in_schema=False, dependencies=[public()])
 async def jwks(ctx: Ctx) -> JSONResponse:
     doc = await _gateway(ctx).jwks.document()
     if not doc.get("keys"):
@@ -121,6 +120,8 @@ async def proxy(request: Request) -> Response:
 
 
 # A plain Starlette route, last: no dependency solving or body inspection on the hot path.
+# It declares no permission of its own: it authenticates (routes.py says which paths
+# are public) and the service behind it checks the permission of each route.
 router.routes.append(
     StarletteRoute(
         "/{path:path}",

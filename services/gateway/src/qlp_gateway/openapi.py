@@ -107,7 +107,8 @@ def merge(docs: Mapping[str, Mapping[str, Any]], *, version: str = "0.1.0") -> d
             "description": (
                 "The public API of the QuantumLayer Platform, served by the gateway. "
                 "Errors are RFC 9457 problem+json. Rate limits are announced in "
-                "RateLimit-* headers; POST accepts an Idempotency-Key header."
+                "RateLimit and RateLimit-Policy headers (IETF draft); POST accepts an "
+                "Idempotency-Key header."
             ),
         },
         "servers": [{"url": "/"}],

@@ -57,18 +57,33 @@ class Decision:
     retry_after_s: int
     window_s: int
     scope: str = ""
+    #: Every bucket the request was checked against: (policy name, quota).
+    policies: tuple[tuple[str, int], ...] = ()
 
     def headers(self) -> dict[str, str]:
-        """IETF draft RateLimit headers (plus Retry-After when refused)."""
+        """RateLimit headers of the IETF draft (draft-ietf-httpapi-ratelimit-headers,
+        structured fields): ``RateLimit-Policy`` lists every quota policy that applies,
+        ``RateLimit`` names the most constrained one with its remaining units ``r`` and
+        the seconds ``t`` until it is full again. Plus ``Retry-After`` when refused."""
+        policies = self.policies or ((self.scope or "default", self.limit),)
         h = {
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(self.remaining),
-            "RateLimit-Reset": str(self.reset_s),
-            "RateLimit-Policy": f"{self.limit};w={self.window_s}",
+            "RateLimit-Policy": ", ".join(
+                f'"{name}";q={quota};w={self.window_s}' for name, quota in policies
+            ),
+            "RateLimit": f'"{self.scope or policies[0][0]}";r={self.remaining};t={self.reset_s}',
         }
         if not self.allowed:
             h["Retry-After"] = str(self.retry_after_s)
         return h
+
+
+#: Policy names by bucket kind (the part of the bucket key before the colon).
+POLICY_NAMES = {"org": "org", "key": "api-key", "ip": "anonymous", "authfail": "auth-failures"}
+
+
+def policy_name(bucket_key: str) -> str:
+    kind = bucket_key.split(":", 1)[0]
+    return POLICY_NAMES.get(kind, kind)
 
 
 class RateLimiter:
@@ -119,6 +134,7 @@ class RateLimiter:
         buckets = [(key, cap, self._bucket(key, cap, now)) for key, cap in limits]
         for _, _, b in buckets:
             b._refill(now)
+        policies = tuple((policy_name(k), c) for k, c in limits)
         blocked = [(k, c, b) for k, c, b in buckets if b.tokens < 1.0]
         if blocked:
             key, cap, b = max(blocked, key=lambda t: t[2].retry_after_s())
@@ -126,10 +142,11 @@ class RateLimiter:
                 allowed=False,
                 limit=cap,
                 remaining=0,
-                reset_s=math.ceil(b.reset_s()),
+                reset_s=min(int(self.window_s), math.ceil(b.reset_s())),
                 retry_after_s=max(1, math.ceil(b.retry_after_s())),
                 window_s=int(self.window_s),
-                scope=key.split(":", 1)[0],
+                scope=policy_name(key),
+                policies=policies,
             )
         for _, _, b in buckets:
             b.take(now)
@@ -138,8 +155,9 @@ class RateLimiter:
             allowed=True,
             limit=cap,
             remaining=math.floor(b.tokens),
-            reset_s=math.ceil(b.reset_s()),
+            reset_s=min(int(self.window_s), math.ceil(b.reset_s())),
             retry_after_s=0,
             window_s=int(self.window_s),
-            scope=key.split(":", 1)[0],
+            scope=policy_name(key),
+            policies=policies,
         )

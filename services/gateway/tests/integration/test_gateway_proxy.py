@@ -149,7 +149,7 @@ async def test_proxies_with_signed_principal_and_request_id(
     assert body["headers"]["x-forwarded-for"] == "127.0.0.1"
     # Upstream status and headers come back; set-cookie too.
     assert resp.headers["x-upstream"] == "fake" and resp.headers["set-cookie"] == "a=1"
-    assert resp.headers["RateLimit-Limit"] == "5"
+    assert resp.headers["RateLimit-Policy"] == '"org";q=5;w=60'
     # Encoded paths pass as sent; dot segments never route.
     enc = await client.get("/v1/projects/a%20b", headers=env.auth())
     assert enc.json()["path"] == "/v1/projects/a b"
@@ -367,6 +367,11 @@ async def test_idempotency_replay_mismatch_and_in_flight(
     _problem(await client.post("/v1/projects", json={}, headers=bad), 400)
 
 
+def _remaining(resp: httpx.Response) -> int:
+    """``r`` of ``RateLimit: "org";r=<remaining>;t=<seconds>``."""
+    return int(resp.headers["ratelimit"].split(";r=", 1)[1].split(";", 1)[0])
+
+
 async def _exhaust(client: httpx.AsyncClient, headers: dict[str, str], n: int) -> httpx.Response:
     last = None
     for _ in range(n):
@@ -382,15 +387,15 @@ async def test_rate_limit_429_with_headers(env: Env, client: httpx.AsyncClient) 
     for _ in range(5):
         r = await client.get("/v1/projects/p", headers=auth)
         assert r.status_code == 200
-        remaining.append(int(r.headers["ratelimit-remaining"]))
+        remaining.append(_remaining(r))
     assert remaining == [4, 3, 2, 1, 0]
     refused = await client.get("/v1/projects/p", headers=auth)
     body = _problem(refused, 429)
     assert body["type"].endswith("rate-limited")
-    assert refused.headers["ratelimit-limit"] == "5"
-    assert refused.headers["ratelimit-remaining"] == "0"
+    assert refused.headers["ratelimit-policy"] == '"org";q=5;w=60'
+    assert _remaining(refused) == 0
     assert int(refused.headers["retry-after"]) >= 1
-    assert int(refused.headers["ratelimit-reset"]) >= 1
+    assert int(refused.headers["ratelimit"].rsplit(";t=", 1)[1]) >= 1
     # Another org is not affected; an API key has its own smaller bucket too.
     assert (await client.get("/v1/projects/p", headers=env.auth())).status_code == 200
     org2 = env.org()
@@ -429,7 +434,7 @@ async def test_plan_change_event_raises_the_limit(env: Env, client: httpx.AsyncC
             break
         assert time.monotonic() < deadline, "plan change never arrived"
         await asyncio.sleep(0.3)
-    assert r.headers["ratelimit-limit"] == "500"
+    assert r.headers["ratelimit-policy"] == '"org";q=500;w=60'
 
 
 async def test_openapi_docs_cors_and_health(env: Env, client: httpx.AsyncClient) -> None:
@@ -455,7 +460,8 @@ async def test_openapi_docs_cors_and_health(env: Env, client: httpx.AsyncClient)
     cors = await client.get("/v1/me", headers={"Origin": "https://app.example"})
     assert cors.status_code == 401
     assert cors.headers["access-control-allow-origin"] == "https://app.example"
-    assert "ratelimit-remaining" in cors.headers["access-control-expose-headers"].lower()
+    exposed = cors.headers["access-control-expose-headers"].lower().split(",")
+    assert {"ratelimit", "ratelimit-policy"} <= {h.strip() for h in exposed}
     evil = await client.get("/v1/me", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in evil.headers
     assert (await client.get("/healthz")).status_code == 200

@@ -23,8 +23,9 @@ def test_bucket_allows_burst_then_refuses_then_refills() -> None:
     refused = decisions[-1]
     assert refused.retry_after_s == 20  # one token per 20 s
     h = refused.headers()
-    assert h["RateLimit-Limit"] == "3" and h["RateLimit-Remaining"] == "0"
-    assert h["Retry-After"] == "20" and int(h["RateLimit-Reset"]) == 60
+    assert h["RateLimit-Policy"] == '"org";q=3;w=60'
+    assert h["RateLimit"] == '"org";r=0;t=60'
+    assert h["Retry-After"] == "20"
     assert "Retry-After" not in decisions[0].headers()
     clock.t += 20
     assert rl.check([("org:a", 3)]).allowed
@@ -44,7 +45,7 @@ def test_api_key_and_org_buckets_are_all_or_nothing() -> None:
     both = [("org:a", 10), ("key:k1", 2)]
     assert rl.check(both).allowed and rl.check(both).allowed
     refused = rl.check(both)
-    assert not refused.allowed and refused.scope == "key" and refused.limit == 2
+    assert not refused.allowed and refused.scope == "api-key" and refused.limit == 2
     # A refusal takes nothing from the org: another key still has 8.
     got = [rl.check([("org:a", 10), ("key:k2", 100)]) for _ in range(9)]
     assert [d.allowed for d in got] == [True] * 8 + [False]
