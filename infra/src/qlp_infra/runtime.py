@@ -29,6 +29,8 @@ __all__ = ["Runtime", "State", "down", "provision", "read_state", "running_state
 
 GATEWAY = "gateway"
 SERVICES_GROUP = "qlp.services"  # the entry-point group every service registers in
+#: Billing's Stripe webhook signing secrets (comma-separated during a rotation).
+WEBHOOK_SECRETS_ENV = "QLP_BILLING_STRIPE_WEBHOOK_SECRETS"
 
 
 def installed_services() -> list[str]:
@@ -148,6 +150,19 @@ class Runtime:
             path.chmod(0o600)
         return path.read_text().strip()
 
+    def webhook_secret(self) -> str:
+        """Billing's Stripe webhook signing secret: the one given in the environment,
+        else a development ``whsec_...`` kept in the state directory (stable across
+        restarts), so signed test events are accepted locally."""
+        given = self.extra_env.get(WEBHOOK_SECRETS_ENV) or os.environ.get(WEBHOOK_SECRETS_ENV)
+        if given:
+            return given
+        path = self.dir / "stripe-webhook-secret"
+        if not path.exists():
+            path.write_text(f"whsec_{secrets.token_urlsafe(32)}")
+            path.chmod(0o600)
+        return path.read_text().strip()
+
     async def start(self) -> State:
         t0 = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -185,6 +200,15 @@ class Runtime:
         print(f"mongodb   {mongo}", flush=True)
         names = service_order([n for n in installed_services() if not self.only or n in self.only])
         secret = self._secret()
+        whsec = self.webhook_secret()
+        if "billing" in names:
+            print(
+                f"billing   Stripe webhook secret {whsec}\n"
+                "          sign a test event: stripe.WebhookSignature.generate_signature_header"
+                "(payload, secret); POST it to /v1/billing/webhooks/stripe with the header"
+                " Stripe-Signature",
+                flush=True,
+            )
         urls: dict[str, str] = {}
         gw_port = self.gateway_port
         if GATEWAY in names and port_open("127.0.0.1", gw_port):
@@ -199,6 +223,7 @@ class Runtime:
                 "KAFKA_BOOTSTRAP_SERVERS": kafka,
                 "MONGODB_URL": mongo,
                 "QLP_INTERNAL_AUTH_SECRET": secret,
+                WEBHOOK_SECRETS_ENV: whsec,
                 "QLP_GATEWAY_SERVICE_URLS": json.dumps(urls),
                 "PYTHONUNBUFFERED": "1",
             }
