@@ -1,8 +1,9 @@
 """HTTP API under /v1/billing (thin: parse → service → response schema).
 
-Tenant = the verified principal's org. API keys need ``billing:read`` to read and
-``billing:write`` to change; users need the ``owner``, ``admin`` or ``billing`` role
-to change anything. Admin views need the ``platform_admin`` role.
+Tenant = the verified principal's org. Reading needs the ``billing:read`` permission,
+changing anything ``billing:write`` (users by role: owner, admin, billing; API keys by
+scope; see qlp_kit.permissions). Admin views need ``platform:admin`` (the
+``platform_admin`` role).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse
 
 from qlp_billing import metering as M
@@ -44,49 +45,24 @@ from qlp_billing.schemas import (
 from qlp_billing.service import Billing, BillingError
 from qlp_billing.settings import BillingSettings
 from qlp_billing.timeutil import dt
+from qlp_kit import permissions as perm
 from qlp_kit.app import Ctx
-from qlp_kit.auth import CurrentPrincipal, Principal
+from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
 from qlp_kit.money import Money
+from qlp_kit.permissions import public, require
 from qlp_kit.problems import Problem
 
 router = APIRouter(prefix="/v1/billing", tags=["billing"])
 admin_router = APIRouter(prefix="/v1/billing/admin", tags=["billing admin"])
-webhook_router = APIRouter(prefix="/v1/billing/webhooks", tags=["billing webhooks"])
+# Payment-provider webhooks: no principal, the provider's signature authenticates.
+webhook_router = APIRouter(
+    prefix="/v1/billing/webhooks", tags=["billing webhooks"], dependencies=[public()]
+)
 
-WRITE_ROLES = ("owner", "admin", "billing")
-PLATFORM_ADMIN = "platform_admin"
-
-
-def _roles(p: Principal) -> set[str]:
-    return {r.lower().removeprefix("role_") for r in p.roles}
-
-
-def _reader(principal: CurrentPrincipal) -> Principal:
-    if principal.kind == "api_key" and not (
-        principal.has_scope("billing:read") or principal.has_scope("billing:write")
-    ):
-        raise Problem(403, "Forbidden", "this API key lacks the 'billing:read' scope")
-    return principal
-
-
-def _writer(principal: CurrentPrincipal) -> Principal:
-    if principal.kind == "api_key" and not principal.has_scope("billing:write"):
-        raise Problem(403, "Forbidden", "this API key lacks the 'billing:write' scope")
-    if principal.kind == "user" and not _roles(principal) & set(WRITE_ROLES):
-        raise Problem(403, "Forbidden", f"needs one of the roles {list(WRITE_ROLES)}")
-    return principal
-
-
-def _admin(principal: CurrentPrincipal) -> Principal:
-    if PLATFORM_ADMIN not in _roles(principal):
-        raise Problem(403, "Forbidden", "platform administrators only", type_="not-platform-admin")
-    return principal
-
-
-Reader = Annotated[Principal, Depends(_reader)]
-Writer = Annotated[Principal, Depends(_writer)]
-Admin = Annotated[Principal, Depends(_admin)]
+Reader = Annotated[Principal, require(perm.BILLING_READ)]
+Writer = Annotated[Principal, require(perm.BILLING_WRITE)]
+Admin = Annotated[Principal, require(perm.PLATFORM_ADMIN)]
 
 
 def _billing(ctx: Any) -> Billing:
@@ -145,12 +121,12 @@ def _sub_out(sub: dict[str, Any]) -> SubscriptionOut:
 # ---- public -------------------------------------------------------------------------
 
 
-@router.get("/plans", response_model=PlanList)
+@router.get("/plans", response_model=PlanList, dependencies=[public()])
 async def list_plans() -> PlanList:
     return PlanList(items=[_plan_out(pid) for pid in PLANS])
 
 
-@router.get("/plans/{plan_id}", response_model=PlanOut)
+@router.get("/plans/{plan_id}", response_model=PlanOut, dependencies=[public()])
 async def get_plan_view(plan_id: str) -> PlanOut:
     if plan_id not in PLANS:
         raise Problem(404, "Not found", "plan not found")

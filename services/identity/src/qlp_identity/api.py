@@ -27,8 +27,11 @@ from qlp_identity.schemas import (
     VerifyKeyIn,
 )
 from qlp_identity.service import IdentityService
+from qlp_kit import permissions as perm
 from qlp_kit.app import Ctx
 from qlp_kit.auth import CurrentPrincipal, Principal
+from qlp_kit.permissions import public as public_route
+from qlp_kit.permissions import require
 from qlp_kit.problems import Problem
 
 
@@ -40,12 +43,14 @@ def get_service(ctx: Ctx) -> IdentityService:
 Svc = Annotated[IdentityService, Depends(get_service)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
-auth = APIRouter(prefix="/v1/auth", tags=["auth"])
+auth = APIRouter(prefix="/v1/auth", tags=["auth"], dependencies=[public_route()])
 me_router = APIRouter(prefix="/v1", tags=["me"])
 orgs = APIRouter(prefix="/v1/orgs/{org_id}", tags=["members"])
 keys = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
-public = APIRouter(tags=["jwks"])
-internal = APIRouter(prefix="/internal/v1", tags=["internal"])
+public = APIRouter(tags=["jwks"], dependencies=[public_route()])
+internal = APIRouter(
+    prefix="/internal/v1", tags=["internal"], dependencies=[require(perm.INTERNAL)]
+)
 
 
 @auth.post("/signup", status_code=201, response_model=TokensOut)
@@ -75,12 +80,12 @@ async def accept_invitation(body: AcceptInvitationIn, svc: Svc) -> dict[str, Any
     return (await svc.accept_invitation(body.token, body.password, body.display_name)).body()
 
 
-@me_router.get("/me", response_model=MeOut)
+@me_router.get("/me", response_model=MeOut, dependencies=[require(perm.AUTHENTICATED)])
 async def me(principal: CurrentPrincipal, svc: Svc) -> dict[str, Any]:
     return await svc.me(principal)
 
 
-@orgs.get("/members", response_model=MemberList)
+@orgs.get("/members", response_model=MemberList, dependencies=[require(perm.MEMBERS_READ)])
 async def list_members(
     org_id: str, principal: CurrentPrincipal, svc: Svc, limit: Limit = 50, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -88,14 +93,23 @@ async def list_members(
     return {"items": items, "next_cursor": nxt}
 
 
-@orgs.patch("/members/{user_id}", response_model=MemberOut)
+@orgs.patch(
+    "/members/{user_id}",
+    response_model=MemberOut,
+    dependencies=[require(perm.MEMBERS_MANAGE)],
+)
 async def change_role(
     org_id: str, user_id: str, body: RoleIn, principal: CurrentPrincipal, svc: Svc
 ) -> dict[str, Any]:
     return await svc.change_role(principal, org_id, user_id, body.role)
 
 
-@orgs.delete("/members/{user_id}", status_code=204)
+@orgs.delete(
+    "/members/{user_id}",
+    status_code=204,
+    # a member may always leave: removing oneself needs no permission
+    dependencies=[require(perm.MEMBERS_MANAGE, or_self="user_id")],
+)
 async def remove_member(
     org_id: str, user_id: str, principal: CurrentPrincipal, svc: Svc
 ) -> Response:
@@ -103,14 +117,19 @@ async def remove_member(
     return Response(status_code=204)
 
 
-@orgs.post("/invitations", status_code=201, response_model=InvitationOut)
+@orgs.post(
+    "/invitations",
+    status_code=201,
+    response_model=InvitationOut,
+    dependencies=[require(perm.MEMBERS_MANAGE)],
+)
 async def invite(
     org_id: str, body: InvitationIn, principal: CurrentPrincipal, svc: Svc
 ) -> dict[str, Any]:
     return await svc.invite(principal, org_id, body.email, body.role)
 
 
-@orgs.get("/audit-log", response_model=AuditList)
+@orgs.get("/audit-log", response_model=AuditList, dependencies=[require(perm.AUDIT_READ)])
 async def audit_log(
     org_id: str, principal: CurrentPrincipal, svc: Svc, limit: Limit = 50, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -118,7 +137,12 @@ async def audit_log(
     return {"items": items, "next_cursor": nxt}
 
 
-@keys.post("", status_code=201, response_model=ApiKeyCreated)
+@keys.post(
+    "",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    dependencies=[require(perm.API_KEYS_WRITE)],
+)
 async def create_api_key(body: ApiKeyIn, principal: CurrentPrincipal, svc: Svc) -> dict[str, Any]:
     if body.expires_at is not None and body.expires_at.tzinfo is None:
         raise Problem(422, "Request is not valid", "expires_at needs a time zone (RFC 3339)")
@@ -126,7 +150,7 @@ async def create_api_key(body: ApiKeyIn, principal: CurrentPrincipal, svc: Svc) 
     return await svc.create_api_key(principal, body.name, list(body.scopes), expires_ms)
 
 
-@keys.get("", response_model=ApiKeyList)
+@keys.get("", response_model=ApiKeyList, dependencies=[require(perm.API_KEYS_READ)])
 async def list_api_keys(
     principal: CurrentPrincipal, svc: Svc, limit: Limit = 50, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -134,7 +158,12 @@ async def list_api_keys(
     return {"items": items, "next_cursor": nxt}
 
 
-@keys.delete("/{key_id}", status_code=204)
+@keys.delete(
+    "/{key_id}",
+    status_code=204,
+    # an API key may revoke itself
+    dependencies=[require(perm.API_KEYS_WRITE, or_self="key_id")],
+)
 async def revoke_api_key(key_id: str, principal: CurrentPrincipal, svc: Svc) -> Response:
     await svc.revoke_api_key(principal, key_id)
     return Response(status_code=204)

@@ -1,43 +1,19 @@
-"""Roles, the scopes they carry, and who may do what. Pure code."""
+"""Roles, the scopes they carry, and who may do what. Pure code; the role →
+permission map itself lives in :mod:`qlp_kit.permissions`, shared by every service."""
 
 from __future__ import annotations
 
 from qlp.identity.v1 import types_pb2
+from qlp_kit import permissions as perms
+from qlp_kit.permissions import ADMIN, BILLING, DEVELOPER, OWNER, ROLES, SCOPES, VIEWER
 
-OWNER = "owner"
-ADMIN = "admin"
-DEVELOPER = "developer"
-BILLING = "billing"
-VIEWER = "viewer"
-ROLES = (OWNER, ADMIN, DEVELOPER, BILLING, VIEWER)
-MANAGERS = (OWNER, ADMIN)
-KEY_CREATORS = (OWNER, ADMIN, DEVELOPER)
+__all__ = ["ADMIN", "BILLING", "DEVELOPER", "OWNER", "ROLES", "SCOPES", "VIEWER"]
 
-# The fixed set of API key scopes.
-SCOPES = (
-    "generations:write",
-    "generations:read",
-    "billing:read",
-    "billing:write",
-    "gpu:jobs",
-    "provider:agent",
-    "marketplace:write",
-)
+MANAGERS = tuple(r for r in ROLES if perms.MEMBERS_MANAGE in perms.role_permissions(r))
+KEY_CREATORS = tuple(r for r in ROLES if perms.API_KEYS_WRITE in perms.role_permissions(r))
 
-ROLE_SCOPES: dict[str, tuple[str, ...]] = {
-    OWNER: SCOPES,
-    ADMIN: SCOPES,
-    DEVELOPER: (
-        "generations:write",
-        "generations:read",
-        "billing:read",
-        "gpu:jobs",
-        "provider:agent",
-        "marketplace:write",
-    ),
-    BILLING: ("billing:read", "billing:write", "generations:read"),
-    VIEWER: ("generations:read", "billing:read"),
-}
+#: The API key scopes each role may grant (the shared role → permission map decides).
+ROLE_SCOPES: dict[str, tuple[str, ...]] = {r: tuple(perms.scopes_for(r)) for r in ROLES}
 
 # The event contract's Role enum has no separate "developer": the product-using role
 # is ROLE_MEMBER ("Uses the product: generations, jobs, purchases").
@@ -55,7 +31,7 @@ def proto_role(role: str) -> types_pb2.Role:
 
 
 def scopes_for(role: str) -> list[str]:
-    return list(ROLE_SCOPES.get(role, ()))
+    return perms.scopes_for(role)
 
 
 def can_grant(actor_role: str, target_role: str) -> bool:

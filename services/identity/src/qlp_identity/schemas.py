@@ -154,8 +154,14 @@ class VerifiedPrincipal(BaseModel):
     subject: str
     kind: Literal["api_key"] = "api_key"
     roles: list[str] = Field(default_factory=list)
-    scopes: list[str] = Field(default_factory=list)
+    scopes: list[str] = Field(
+        default_factory=list,
+        description="the key's scopes that its creator's current role still allows",
+    )
     user_id: str | None = None
+    expires_at: str | None = Field(
+        default=None, description="RFC 3339; caches must not keep the answer past it"
+    )
 
 
 class AuditActor(BaseModel):

@@ -40,6 +40,7 @@ from qlp_identity.tokens import (
     sha256_hex,
     sign_access_token,
 )
+from qlp_kit import permissions as perms
 from qlp_kit.auth import Principal
 from qlp_kit.events import rfc3339
 from qlp_kit.ids import new_id
@@ -922,8 +923,15 @@ class IdentityService:
         if doc.get("expires_ms") and int(doc["expires_ms"]) <= at:
             raise errors.invalid_token("API key has expired")
         creator = doc.get("user_id")
-        if creator and await self.repo.get_membership(doc["org_id"], creator) is None:
-            raise errors.invalid_token("API key's creator is no longer a member")
+        creator_role: str | None = None
+        if creator:
+            membership = await self.repo.get_membership(doc["org_id"], creator)
+            if membership is None:
+                raise errors.invalid_token("API key's creator is no longer a member")
+            creator_role = str(membership["role"])
+        # A key never does more than its creator may do now: demoting the creator
+        # narrows the key (and promoting them back widens it again, up to its scopes).
+        scopes = perms.effective_scopes(doc.get("scopes") or [], creator_role)
         if (
             at - int(doc.get("last_used_ms") or 0)
             >= self.settings.api_key_last_used_throttle_s * 1000
@@ -936,8 +944,9 @@ class IdentityService:
             "subject": doc["_id"],
             "kind": "api_key",
             "roles": [],
-            "scopes": list(doc.get("scopes") or []),
+            "scopes": scopes,
             "user_id": creator,
+            "expires_at": iso(doc.get("expires_ms")),
         }
 
     # -------------------------------------------------------------- audit log

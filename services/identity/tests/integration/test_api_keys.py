@@ -36,6 +36,7 @@ async def test_api_key_lifecycle(idp: Any, unique: str) -> None:
         "roles": [],
         "scopes": ["billing:read", "generations:write"],
         "user_id": owner["user"]["id"],
+        "expires_at": None,
     }
     # internal endpoint: no principal -> 401, a user principal -> 403
     assert (
@@ -134,3 +135,50 @@ async def test_keys_of_a_removed_member_stop_working(idp: Any, unique: str) -> N
     )
     assert r.status_code == 204
     assert (await idp.http.post("/internal/v1/api-keys/verify", **verify)).status_code == 401
+
+
+async def test_a_keys_scopes_shrink_with_its_creators_role(idp: Any, unique: str) -> None:
+    """Effective scopes = the key's scopes ∩ what its creator's current role allows."""
+    owner = await idp.signup(unique)
+    org = owner["org"]["id"]
+    own_h = await idp.as_user(owner)
+    inv = await idp.http.post(
+        f"/v1/orgs/{org}/invitations",
+        json={"email": f"dev.{unique}@example.com", "role": "developer"},
+        headers=own_h,
+    )
+    dev = (
+        await idp.http.post(
+            "/v1/auth/invitations/accept",
+            json={"token": inv.json()["token"], "password": "Dev-password-2024"},
+        )
+    ).json()
+    made = await idp.http.post(
+        "/v1/api-keys",
+        json={"name": "dev key", "scopes": ["gpu:jobs", "generations:read", "provider:agent"]},
+        headers=await idp.as_user(dev),
+    )
+    assert made.status_code == 201, made.text
+    verify = {"json": {"key": made.json()["key"]}, "headers": idp.as_service()}
+
+    async def scopes() -> list[str]:
+        r = await idp.http.post("/internal/v1/api-keys/verify", **verify)
+        assert r.status_code == 200, r.text
+        out: list[str] = r.json()["scopes"]
+        return out
+
+    assert await scopes() == ["generations:read", "gpu:jobs", "provider:agent"]
+    member = f"/v1/orgs/{org}/members/{dev['user']['id']}"
+    r = await idp.http.patch(member, json={"role": "viewer"}, headers=own_h)
+    assert r.status_code == 200, r.text
+    assert await scopes() == ["generations:read"]  # a viewer spends nothing
+    r = await idp.http.patch(member, json={"role": "billing"}, headers=own_h)
+    assert r.status_code == 200, r.text
+    assert await scopes() == ["generations:read"]
+    r = await idp.http.patch(member, json={"role": "developer"}, headers=own_h)
+    assert r.status_code == 200, r.text
+    assert await scopes() == ["generations:read", "gpu:jobs", "provider:agent"]
+    # The key never gains what it was not given, even when its creator is promoted.
+    r = await idp.http.patch(member, json={"role": "admin"}, headers=own_h)
+    assert r.status_code == 200, r.text
+    assert await scopes() == ["generations:read", "gpu:jobs", "provider:agent"]

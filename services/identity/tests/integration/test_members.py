@@ -71,6 +71,12 @@ async def test_invitation_roles_and_last_owner(idp: Any, unique: str) -> None:
         f"/v1/orgs/{org}/members/{dev['user']['id']}", json={"role": "owner"}, headers=own_h
     )
     assert r.status_code == 200 and r.json()["role"] == "owner"
+    # the promoted user's old access token still says developer: refresh for the new role
+    refreshed = await idp.http.post(
+        "/v1/auth/refresh", json={"refresh_token": dev["refresh_token"]}
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    dev = refreshed.json()
     r = await idp.http.patch(
         f"/v1/orgs/{org}/members/{owner['user']['id']}", json={"role": "admin"}, headers=own_h
     )

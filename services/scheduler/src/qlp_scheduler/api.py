@@ -1,5 +1,8 @@
-"""HTTP API: the provider agent API (``/v1/providers``, scope ``provider:agent``) and
-the consumer API (``/v1/gpu``, scope ``gpu:jobs``). Thin: parse, call the engine, map."""
+"""HTTP API: the provider agent API (``/v1/providers``, permission ``provider:agent``;
+reading providers and earnings ``provider:read``) and the consumer API (``/v1/gpu``:
+submitting and canceling jobs ``gpu:jobs``, reading them and offers ``gpu:read``).
+Users get permissions from their role, API keys from their scopes (qlp_kit.permissions).
+Thin: parse, call the engine, map."""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from qlp_kit import permissions as perm
 from qlp_kit.app import Ctx
-from qlp_kit.auth import Principal, require_scope
+from qlp_kit.auth import Principal
 from qlp_kit.mongo import as_utc, decode_cursor, encode_cursor, utcnow
+from qlp_kit.permissions import require
 from qlp_kit.problems import Problem
 from qlp_scheduler import schemas as M
 from qlp_scheduler import service as S
@@ -19,10 +24,12 @@ from qlp_scheduler.engine import Scheduler
 
 T = TypeVar("T")
 
-AGENT = require_scope("provider:agent")
-CONSUMER = require_scope("gpu:jobs")
+AGENT = require(perm.PROVIDER_AGENT)
+CONSUMER = require(perm.GPU_JOBS)
 AgentPrincipal = Annotated[Principal, AGENT]
 ConsumerPrincipal = Annotated[Principal, CONSUMER]
+GpuReader = Annotated[Principal, require(perm.GPU_READ)]
+ProviderReader = Annotated[Principal, require(perm.PROVIDER_READ)]
 
 providers = APIRouter(prefix="/v1/providers", tags=["providers"])
 gpu = APIRouter(prefix="/v1/gpu", tags=["gpu"])
@@ -173,7 +180,7 @@ async def register(body: M.ProviderIn, ctx: Ctx, principal: AgentPrincipal) -> J
 @providers.get("", response_model=M.ProviderList)
 async def list_providers(
     ctx: Ctx,
-    principal: AgentPrincipal,
+    principal: ProviderReader,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> M.ProviderList:
@@ -188,7 +195,7 @@ async def list_providers(
 
 
 @providers.get("/{provider_id}", response_model=M.ProviderOut)
-async def get_provider(provider_id: str, ctx: Ctx, principal: AgentPrincipal) -> M.ProviderOut:
+async def get_provider(provider_id: str, ctx: Ctx, principal: ProviderReader) -> M.ProviderOut:
     sched = engine(ctx)
     return provider_out(sched, await call(sched.provider(principal.org_id, provider_id)))
 
@@ -208,7 +215,7 @@ async def drain(provider_id: str, ctx: Ctx, principal: AgentPrincipal) -> M.Prov
 
 
 @providers.get("/{provider_id}/earnings", response_model=M.EarningsOut)
-async def earnings(provider_id: str, ctx: Ctx, principal: AgentPrincipal) -> M.EarningsOut:
+async def earnings(provider_id: str, ctx: Ctx, principal: ProviderReader) -> M.EarningsOut:
     e = await call(engine(ctx).earnings(principal.org_id, provider_id))
     cur = e["currency"]
     return M.EarningsOut(
@@ -312,7 +319,7 @@ async def submit(body: M.JobIn, ctx: Ctx, principal: ConsumerPrincipal) -> M.Job
 @gpu.get("/jobs", response_model=M.JobList)
 async def list_jobs(
     ctx: Ctx,
-    principal: ConsumerPrincipal,
+    principal: GpuReader,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
     status: str | None = None,
@@ -326,7 +333,7 @@ async def list_jobs(
 
 
 @gpu.get("/jobs/{job_id}", response_model=M.JobOut)
-async def get_job(job_id: str, ctx: Ctx, principal: ConsumerPrincipal) -> M.JobOut:
+async def get_job(job_id: str, ctx: Ctx, principal: GpuReader) -> M.JobOut:
     sched = engine(ctx)
     return job_out(sched, await call(sched.job(principal.org_id, job_id)))
 
@@ -344,7 +351,7 @@ async def cancel(
 async def job_logs(
     job_id: str,
     ctx: Ctx,
-    principal: ConsumerPrincipal,
+    principal: GpuReader,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
 ) -> M.LogList:
@@ -363,7 +370,7 @@ async def job_logs(
 
 
 @gpu.get("/jobs/{job_id}/metrics", response_model=M.JobMetrics)
-async def job_metrics(job_id: str, ctx: Ctx, principal: ConsumerPrincipal) -> M.JobMetrics:
+async def job_metrics(job_id: str, ctx: Ctx, principal: GpuReader) -> M.JobMetrics:
     sched = engine(ctx)
     j = await call(sched.job(principal.org_id, job_id))
     gpus: list[M.GpuMetrics] = []
@@ -399,7 +406,7 @@ async def job_metrics(job_id: str, ctx: Ctx, principal: ConsumerPrincipal) -> M.
 @gpu.get("/offers", response_model=M.OfferList)
 async def offers(
     ctx: Ctx,
-    principal: ConsumerPrincipal,
+    principal: GpuReader,
     model: str | None = None,
     min_memory_gb: Annotated[float | None, Query(ge=0)] = None,
     count: Annotated[int, Query(ge=1, le=64)] = 1,
