@@ -9,7 +9,8 @@ renders, from the chart's values:
   PodDisruptionBudget (Deployments only; autoscaling.enabled, pdb.enabled),
   NetworkPolicy (networkPolicy.enabled), Ingress (ingress.enabled),
   Role + RoleBinding (rbac.create), the MongoDB index hook Job (indexes.enabled,
-  when the service uses MongoDB).
+  when the service uses MongoDB), and optionally a ServiceMonitor, a PrometheusRule
+  and a Grafana dashboard ConfigMap (monitoring.*, global.monitoring.*).
 */}}
 {{- define "qlp-lib.service" -}}
 {{- $workload := default "deployment" .Values.workload -}}
@@ -43,6 +44,15 @@ renders, from the chart's values:
 {{- end -}}
 {{- if dig "create" false (.Values.rbac | default dict) -}}
 {{- $docs = append $docs (include "qlp-lib.rbac" .) -}}
+{{- end -}}
+{{- if include "qlp-lib.monitoringOn" (dict "ctx" . "key" "serviceMonitor" "globalKey" "serviceMonitor") -}}
+{{- $docs = append $docs (include "qlp-lib.servicemonitor" .) -}}
+{{- end -}}
+{{- if include "qlp-lib.monitoringOn" (dict "ctx" . "key" "prometheusRule" "globalKey" "prometheusRule") -}}
+{{- $docs = append $docs (include "qlp-lib.prometheusrule" .) -}}
+{{- end -}}
+{{- if include "qlp-lib.monitoringOn" (dict "ctx" . "key" "dashboard" "globalKey" "dashboards") -}}
+{{- $docs = append $docs (include "qlp-lib.dashboard" .) -}}
 {{- end -}}
 {{- $mongodb := .Values.mongodb | default dict -}}
 {{- if and (dig "enabled" true (.Values.indexes | default dict)) (hasKey $mongodb "enabled" | ternary $mongodb.enabled true) -}}
