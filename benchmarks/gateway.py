@@ -29,8 +29,9 @@ import httpx
 
 from benchmarks._common import write_results
 from qlp_infra.topics import provision
-from qlp_kit.auth import Principal, sign_principal
+from qlp_kit.auth import Principal
 from qlp_testing.infra import start_embedded
+from qlp_testing.principals import PrincipalAuth, principal_headers
 from qlp_testing.services import ServiceProcess
 
 SECRET = "bench-internal-secret"  # noqa: S105 - a throwaway benchmark secret
@@ -156,7 +157,9 @@ async def run(requests: int, concurrency: int, seconds: float) -> dict[str, Any]
         await gateway.start()
 
         limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=64)
-        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        # The direct path plays the gateway: each request is signed for itself.
+        auth = PrincipalAuth(SECRET)
+        async with httpx.AsyncClient(timeout=30, limits=limits, auth=auth) as client:
             signup = await client.post(
                 f"{gateway.url}/v1/auth/signup",
                 json={
@@ -176,9 +179,8 @@ async def run(requests: int, concurrency: int, seconds: float) -> dict[str, Any]
                 user_id=body["user"]["id"],
             )
 
-            # Re-signed per phase: signed principals are valid for five minutes.
             def direct() -> dict[str, str]:
-                return sign_principal(principal, SECRET)
+                return principal_headers(principal)
 
             def paths() -> dict[str, tuple[str, dict[str, str]]]:
                 return {

@@ -30,7 +30,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from benchmarks._common import write_results
-from qlp_kit.auth import Principal, sign_principal
+from qlp_kit.auth import Principal
 from qlp_kit.mongo import utcnow
 from qlp_scheduler import service as S
 from qlp_scheduler.engine import Scheduler
@@ -38,6 +38,7 @@ from qlp_scheduler.main import service
 from qlp_scheduler.repository import INDEXES, PROVIDERS, Repository
 from qlp_scheduler.settings import SchedulerSettings
 from qlp_testing.infra import start_embedded
+from qlp_testing.principals import PrincipalAuth
 from qlp_testing.services import running_app
 
 MODELS = [
@@ -186,7 +187,9 @@ async def via_api(infra: Any, offers: int, jobs: int, concurrency: int = 8) -> d
     lat: list[float] = []
     statuses: dict[str, int] = {}
     async with running_app(service, settings) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        async with httpx.AsyncClient(
+            base_url=url, timeout=30, auth=PrincipalAuth(SECRET, principal)
+        ) as http:
             rnd = random.Random(4)  # noqa: S311
             bodies = []
             for _ in range(jobs):
@@ -208,9 +211,7 @@ async def via_api(infra: Any, offers: int, jobs: int, concurrency: int = 8) -> d
                 while queue:
                     body = queue.pop()
                     t = time.perf_counter()
-                    resp = await http.post(
-                        "/v1/gpu/jobs", json=body, headers=sign_principal(principal, SECRET)
-                    )
+                    resp = await http.post("/v1/gpu/jobs", json=body)
                     lat.append((time.perf_counter() - t) * 1000)
                     key = resp.json().get("status", str(resp.status_code))
                     statuses[key] = statuses.get(key, 0) + 1

@@ -54,6 +54,8 @@ async def test_signup_login_me_through_the_gateway(qlp_platform: Any) -> None:
         forged = sign_principal(
             Principal(org_id=org_id, subject=created["user"]["id"], roles=["owner"]),
             "guessed-secret",
+            method="GET",
+            target="/v1/me",
         )
         _problem(await client.get("/v1/me", headers=forged), 401)
 

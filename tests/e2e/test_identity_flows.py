@@ -86,7 +86,12 @@ async def test_refresh_rotation_and_reuse_through_gateway(qlp_platform: Any) -> 
 
 async def test_signing_key_rotation_through_gateway(qlp_platform: Any) -> None:
     secret = qlp_platform.extra_env["QLP_INTERNAL_AUTH_SECRET"]
-    svc = sign_principal(Principal(org_id="platform", subject="svc_e2e", kind="service"), secret)
+    svc = sign_principal(
+        Principal(org_id="platform", subject="svc_e2e", kind="service"),
+        secret,
+        method="POST",
+        target="/internal/v1/signing-keys/rotate",
+    )
     async with httpx.AsyncClient(base_url=qlp_platform.state.gateway_url, timeout=30) as c:
         s = await _signup(c, "rotate")
         assert (await c.get("/v1/me", headers=_bearer(s))).status_code == 200

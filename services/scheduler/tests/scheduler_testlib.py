@@ -10,8 +10,9 @@ import httpx
 from kubernetes.client.exceptions import ApiException
 from pymongo import AsyncMongoClient
 
-from qlp_kit.auth import Principal, sign_principal
+from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
+from qlp_testing.principals import sign_request
 
 SECRET = "scheduler-test-secret"
 
@@ -33,7 +34,7 @@ class Signed(httpx.Auth):
         self.principal = principal
 
     def auth_flow(self, request: httpx.Request) -> Any:
-        request.headers.update(sign_principal(self.principal, SECRET))
+        sign_request(request, SECRET, self.principal)
         yield request
 
 

@@ -56,9 +56,15 @@ async def test_app_factory_health_metrics_problems_and_auth(
         assert ready["checks"] == {"started": True, "mongodb": True, "kafka": True}
         r = await c.get("/v1/demo/whoami")
         assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
-        forged = sign_principal(Principal(org_id="org_x", subject="usr_x"), "not-the-secret")
+        who = Principal(org_id="org_x", subject="usr_x")
+        req = {"method": "GET", "target": "/v1/demo/whoami"}
+        forged = sign_principal(who, "not-the-secret", **req)
         assert (await c.get("/v1/demo/whoami", headers=forged)).status_code == 401
-        good = sign_principal(Principal(org_id="org_x", subject="usr_x"), "s")
+        good = sign_principal(who, "s", **req)
+        # Bound to the request: the same headers on another target or method are refused.
+        replayed = await c.get("/v1/demo/whoami?x=1", headers=good)
+        assert replayed.status_code == 401, replayed.text
+        assert (await c.post("/v1/demo/whoami", headers=good)).status_code in (401, 405)
         r = await c.get("/v1/demo/whoami", headers={**good, "x-request-id": "rid-1"})
         assert r.json() == {"org_id": "org_x", "things": 0}
         assert r.headers["x-request-id"] == "rid-1"

@@ -16,10 +16,12 @@ from qlp_billing.repository import Store
 from qlp_billing.service import Billing
 from qlp_billing.settings import BillingSettings
 from qlp_infra.topics import provision
-from qlp_kit.auth import Principal, sign_principal
+from qlp_kit.auth import Principal
 from qlp_kit.events import build_headers
 from qlp_kit.producer import Producer, Record
 from qlp_testing.infra import TestInfra
+from qlp_testing.principals import PrincipalAuth
+from qlp_testing.principals import principal_headers as unsigned_principal
 from qlp_testing.services import running_app
 
 SECRET = "test-internal-secret"
@@ -113,7 +115,7 @@ def principal_headers(
         scopes=list(scopes),
         user_id="usr_test" if kind == "user" else None,
     )
-    return sign_principal(p, SECRET)
+    return unsigned_principal(p)  # the client's PrincipalAuth signs it per request
 
 
 def record(
@@ -172,7 +174,7 @@ async def read_topic(
 
 async def api(url: str, method: str, path: str, org_id: str, **kw: Any) -> httpx.Response:
     headers = {**principal_headers(org_id, **kw.pop("auth", {})), **kw.pop("headers", {})}
-    async with httpx.AsyncClient(base_url=url, timeout=10) as c:
+    async with httpx.AsyncClient(base_url=url, timeout=10, auth=PrincipalAuth(SECRET)) as c:
         return await c.request(method, path, headers=headers, **kw)
 
 

@@ -98,7 +98,9 @@ class ApiKeyVerifier:
             resp = await self.client.post(
                 f"{self.identity_url}{VERIFY_PATH}",
                 json={"key": key},
-                headers=sign_principal(GATEWAY_PRINCIPAL, self.secret),
+                headers=sign_principal(
+                    GATEWAY_PRINCIPAL, self.secret, method="POST", target=VERIFY_PATH
+                ),
             )
         except httpx.HTTPError as exc:
             log.warning("api key verification failed", error=str(exc))

@@ -14,7 +14,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from qlp_kit.auth import INTERNAL_HEADERS, PRINCIPAL_HEADER
+from qlp_kit.auth import INTERNAL_HEADERS, PRINCIPAL_HEADER, request_target
 from qlp_kit.problems import NOT_EXECUTED_HEADER, Problem
 
 log = structlog.get_logger("qlp.gateway.proxy")
@@ -73,6 +73,13 @@ def response_headers(raw: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     items = list(raw)
     listed = _connection_listed(items)
     return [(k, v) for k, v in items if k.lower() not in _RESPONSE_DROP | listed]
+
+
+def upstream_target(url: str) -> str:
+    """The raw path and query a service receives for ``url`` (as httpx sends it), which
+    the forwarded principal's signature binds."""
+    path, _, query = httpx.URL(url).raw_path.partition(b"?")
+    return request_target(path, query)
 
 
 class BodyTooLarge(Exception):

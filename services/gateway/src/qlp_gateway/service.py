@@ -24,6 +24,7 @@ from qlp_gateway.proxy import (
     request_headers,
     too_large,
     upstream_response,
+    upstream_target,
 )
 from qlp_gateway.ratelimit import Decision, RateLimiter
 from qlp_gateway.repository import IdempotencyRepository, PlanRepository
@@ -187,6 +188,8 @@ class Gateway:
         url = base + (raw_path.decode("latin-1") if raw_path else path)
         if request.url.query:
             url += f"?{request.url.query}"
+        if principal is not None:
+            headers += self.sign_for(principal, request.method, url)
         key = request.headers.get(idem.HEADER)
         if key is not None and request.method == "POST" and principal is not None:
             return await self.idempotent(
@@ -235,9 +238,18 @@ class Gateway:
         headers.append(("x-forwarded-proto", request.url.scheme))
         if request.headers.get("host"):
             headers.append(("x-forwarded-host", request.headers["host"]))
-        if principal is not None:
-            headers += sign_principal(principal, self.settings.internal_auth_secret).items()
         return headers
+
+    def sign_for(self, principal: Principal, method: str, url: str) -> list[tuple[str, str]]:
+        """The principal headers for this one upstream request (bound to its method and
+        target as the service will receive them)."""
+        signed = sign_principal(
+            principal,
+            self.settings.internal_auth_secret,
+            method=method,
+            target=upstream_target(url),
+        )
+        return list(signed.items())
 
     async def rate_limit(self, request: Request, principal: Principal | None) -> Decision | None:
         if not self.settings.rate_limit_enabled:

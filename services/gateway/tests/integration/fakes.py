@@ -26,7 +26,7 @@ from jwt.algorithms import OKPAlgorithm
 from pydantic_settings import SettingsConfigDict
 
 from qlp_kit.app import Ctx, ServiceDefinition
-from qlp_kit.auth import CurrentPrincipal, verify_principal
+from qlp_kit.auth import CurrentPrincipal, target_of, verify_principal
 from qlp_kit.problems import Problem
 from qlp_kit.settings import ServiceSettings
 
@@ -169,7 +169,12 @@ upstream_router = APIRouter()
 def _principal(request: Request, ctx: Ctx) -> dict[str, Any] | None:
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
-        return verify_principal(headers, ctx.settings.internal_auth_secret).model_dump()
+        return verify_principal(
+            headers,
+            ctx.settings.internal_auth_secret,
+            method=request.method,
+            target=target_of(request),
+        ).model_dump()
     except Problem:
         return None
 

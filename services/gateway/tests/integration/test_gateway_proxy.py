@@ -169,7 +169,7 @@ async def test_proxies_with_signed_principal_and_request_id(
 async def test_forged_principal_headers_are_stripped(env: Env, client: httpx.AsyncClient) -> None:
     victim = Principal(org_id="org_victim", subject="usr_admin", roles=["owner"])
     # Even a correctly signed principal (a leaked secret) never reaches a service.
-    forged = sign_principal(victim, SECRET)
+    forged = sign_principal(victim, SECRET, method="POST", target="/v1/projects/echo")
     forged_headers = {**forged, "X-QLP-Principal-Extra": "1"}
     me = env.org()
     resp = await client.post("/v1/projects/echo", headers={**env.auth(me), **forged_headers})

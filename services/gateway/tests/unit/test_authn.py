@@ -61,7 +61,12 @@ async def test_api_key_answers_are_cached_and_the_gateway_signs_its_call() -> No
             await v.verify("qlp_bad")
         assert exc.value.status == 401
     assert len(seen) == 2  # one lookup each; the rest from the cache
-    caller = verify_principal({k.lower(): v for k, v in seen[0].headers.items()}, SECRET)
+    caller = verify_principal(
+        {k.lower(): v for k, v in seen[0].headers.items()},
+        SECRET,
+        method="POST",
+        target="/internal/v1/api-keys/verify",
+    )
     assert (caller.kind, caller.subject) == ("service", "svc_gateway")
     assert seen[0].url.path == "/internal/v1/api-keys/verify"
     assert all("qlp_good" not in k for k in v._cache)  # only hashes are kept

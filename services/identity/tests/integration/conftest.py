@@ -1,6 +1,7 @@
 """The identity service in-process (``running_app``) against the session's real broker
 and database, with a helper that plays the gateway: it verifies access tokens against
-the JWKS and forwards the signed principal headers the kit expects."""
+the JWKS and forwards the principal, which the client signs for each request (the
+signature binds method and path, as the gateway's does)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from qlp_identity.main import service
 from qlp_identity.settings import IdentitySettings
 from qlp_identity.tokens import JwksVerifier
 from qlp_infra.topics import provision
-from qlp_kit.auth import Principal, sign_principal
+from qlp_kit.auth import Principal
+from qlp_testing.principals import PrincipalAuth, principal_headers
 from qlp_testing.services import running_app
 
 SECRET = "test-internal-secret"
@@ -45,7 +47,7 @@ class Idp:
     def __init__(self, url: str, settings: IdentitySettings) -> None:
         self.url = url
         self.settings = settings
-        self.http = httpx.AsyncClient(base_url=url, timeout=30)
+        self.http = httpx.AsyncClient(base_url=url, timeout=30, auth=PrincipalAuth(SECRET))
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -71,18 +73,18 @@ class Idp:
             scopes=c["scopes"],
             user_id=c["sub"],
         )
-        return sign_principal(p, SECRET)
+        return principal_headers(p)
 
     @staticmethod
     def as_service(name: str = "svc_gateway") -> dict[str, str]:
-        return sign_principal(Principal(org_id="platform", subject=name, kind="service"), SECRET)
+        return principal_headers(Principal(org_id="platform", subject=name, kind="service"))
 
     async def as_key(self, key: str) -> dict[str, str]:
         r = await self.http.post(
             "/internal/v1/api-keys/verify", json={"key": key}, headers=self.as_service()
         )
         assert r.status_code == 200, r.text
-        return sign_principal(Principal.model_validate(r.json()), SECRET)
+        return principal_headers(Principal.model_validate(r.json()))
 
     async def signup(self, unique: str, who: str = "owner", org: str = "Acme") -> dict[str, Any]:
         r = await self.http.post(
