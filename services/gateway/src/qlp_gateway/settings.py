@@ -63,6 +63,9 @@ class GatewaySettings(ServiceSettings):
     api_key_cache_ttl_s: float = 30.0
     api_key_negative_cache_ttl_s: float = 5.0
     api_key_cache_size: int = 10_000
+    # Identity's events drop cached keys and refuse outdated tokens; each process
+    # consumes them in a group of its own named from this prefix.
+    invalidations_consumer_group: str = "gateway.invalidations"
 
     # Rate limits (token buckets in this process' memory).
     rate_limit_enabled: bool = True

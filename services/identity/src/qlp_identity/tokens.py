@@ -154,7 +154,8 @@ def access_claims(
     ttl_s: int,
     at_s: int | None = None,
 ) -> dict[str, Any]:
-    iat = int(at_s if at_s is not None else time.time())
+    at = at_s if at_s is not None else time.time()
+    iat = int(at)
     return {
         "iss": issuer,
         "aud": audience,
@@ -163,6 +164,9 @@ def access_claims(
         "roles": list(roles),
         "scopes": list(scopes),
         "iat": iat,
+        # Milliseconds: the gateway refuses tokens issued before a role change or a
+        # removal, which may fall in the same second as the token's issue.
+        "iat_ms": int(at * 1000),
         "nbf": iat,
         "exp": iat + ttl_s,
         "jti": uuid.uuid4().hex,
