@@ -1,7 +1,8 @@
 """The app factory: a service is its definition plus its own domain code.
 
 ``create_app`` wires what every service shares: settings, JSON logging, tracing,
-metrics, problem+json errors, request ids, ``/healthz`` and ``/readyz``, MongoDB with
+metrics, problem+json errors, request ids, ``/healthz`` and ``/readyz``, API docs at
+``/docs`` and ``/redoc`` served without a CDN (see docs.py), MongoDB with
 index bootstrapping, the outbox relay, event consumers with retries and DLQ, and the
 AsyncAPI document of its topics at ``/asyncapi.json``.
 """
@@ -26,6 +27,7 @@ from opentelemetry import trace
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from qlp_kit.consumer import ConsumerRunner, ConsumerSpec, RetryPolicy, register_consumer
+from qlp_kit.docs import install_docs
 from qlp_kit.inputs import StorableInputMiddleware
 from qlp_kit.logging import configure_logging
 from qlp_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint
@@ -218,8 +220,12 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         version=definition.version,
         description=definition.description,
         lifespan=lifespan,
+        # FastAPI's pages load their assets from a CDN: the kit serves its own.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ready = False
+    install_docs(app)
     install_problem_handlers(app)
     app.add_middleware(StorableInputMiddleware)
     app.add_middleware(_RequestMiddleware, service=definition.name)

@@ -1,7 +1,8 @@
 """Thin routes: the merged OpenAPI, identity's JWKS, and the catch-all proxy.
 
-``/docs`` is FastAPI's Swagger UI page (it loads its scripts from a CDN) pointed at
-``/openapi.json``, which here is the merged public document, not the gateway's own.
+``/docs`` (Swagger UI) and ``/redoc`` are the kit's pages (assets served by the gateway
+itself, no CDN) pointed at ``/openapi.json``, which here is the merged public document,
+not the gateway's own.
 """
 
 from __future__ import annotations
