@@ -1,21 +1,32 @@
-"""Static checks of infra/docker/service.Dockerfile (no Docker engine on the dev machines).
+"""Static checks of the service images (there is no Docker engine on the dev machines).
 
-The file is parsed, not built: multi-stage, pinned base images (no `latest`, no
-untagged FROM), a numeric non-root USER in the image that runs, the uv
-workspace sync from the lock, and the platform's process entry.
+Every service package (services/*) is built from the one recipe
+infra/docker/service.Dockerfile with ``--build-arg SERVICE=<name>``. Each image's
+Dockerfile is parsed with dockerfile-parse, with that build argument, and checked:
+multi-stage, pinned base images, a numeric non-root USER in the stage that runs, no
+secrets in the recipe or the build context, the uv workspace sync from the lock, and
+an entry point (the image's, and the one its chart runs) that exists in the package.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from dockerfile_parse import DockerfileParser
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "infra/docker/service.Dockerfile"
+IGNORE_FILE = DOCKERFILE.with_name(DOCKERFILE.name + ".dockerignore")
+SERVICES = sorted(p.parent.name for p in REPO.glob("services/*/pyproject.toml"))
+SECRET_WORDS = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I)
 
 
 @dataclass
@@ -25,97 +36,107 @@ class Stage:
     instructions: list[tuple[str, str]] = field(default_factory=list)
 
     def all(self, keyword: str) -> list[str]:
-        return [args for kw, args in self.instructions if kw == keyword]
+        return [value for kw, value in self.instructions if kw == keyword]
 
 
-def _instructions(text: str) -> list[tuple[str, str]]:
-    """(KEYWORD, arguments) pairs with line continuations joined and comments dropped."""
-    logical: list[str] = []
-    pending = ""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):
-            continue  # a comment inside a continued instruction
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        logical.append(pending + stripped)
-        pending = ""
-    assert not pending, "dangling line continuation"
-    out = []
-    for line in logical:
-        keyword, _, args = line.partition(" ")
-        out.append((keyword.upper(), args.strip()))
-    return out
+@dataclass
+class Image:
+    service: str
+    parser: DockerfileParser
+    global_args: dict[str, str]
+    stages: list[Stage]
 
 
-def _parse(text: str) -> tuple[dict[str, str], list[Stage]]:
-    """Global ARG defaults and the build stages."""
+def parse(service: str) -> Image:
+    parser = DockerfileParser(path=str(DOCKERFILE), build_args={"SERVICE": service})
     global_args: dict[str, str] = {}
     stages: list[Stage] = []
-    for keyword, args in _instructions(text):
-        if keyword == "FROM":
-            m = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", args, re.IGNORECASE)
-            assert m, f"unparsable FROM {args}"
-            image = re.sub(
-                r"\$\{?(\w+)\}?", lambda v: global_args.get(v.group(1), v.group(0)), m.group(1)
-            )
-            stages.append(Stage(image=image, name=m.group(2)))
+    parents = iter(parser.parent_images)  # FROM images with build args substituted
+    for item in parser.structure:
+        kw, value = item["instruction"], item["value"]
+        if kw == "COMMENT":
+            continue
+        if kw == "FROM":
+            m = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", value, re.I)
+            assert m, f"unparsable FROM {value}"
+            stages.append(Stage(image=next(parents), name=m.group(2)))
         elif not stages:
-            assert keyword == "ARG", f"{keyword} before the first FROM"
-            name, _, default = args.partition("=")
+            assert kw == "ARG", f"{kw} before the first FROM"
+            name, _, default = value.partition("=")
             global_args[name] = default
         else:
-            stages[-1].instructions.append((keyword, args))
-    return global_args, stages
+            stages[-1].instructions.append((kw, value))
+    return Image(service, parser, global_args, stages)
 
 
-@pytest.fixture(scope="module")
-def parsed() -> tuple[dict[str, str], list[Stage]]:
-    return _parse(DOCKERFILE.read_text())
+def _pyproject(service: str) -> dict[str, Any]:
+    return tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())
 
 
-def test_is_multi_stage_with_named_stages(parsed: tuple[dict[str, str], list[Stage]]) -> None:
-    _, stages = parsed
-    assert len(stages) >= 2
-    names = [s.name for s in stages]
+@pytest.fixture(params=SERVICES, scope="module")
+def image(request: pytest.FixtureRequest) -> Image:
+    return parse(request.param)
+
+
+def test_every_service_package_gets_an_image() -> None:
+    assert {"gateway", "identity", "billing", "scheduler", "agent"} <= set(SERVICES)
+    for service in SERVICES:
+        assert _pyproject(service)["project"]["name"] == f"qlp-{service}"
+
+
+def test_is_multi_stage_with_named_stages(image: Image) -> None:
+    assert image.parser.is_multistage
+    names = [s.name for s in image.stages]
     assert "builder" in names and names[-1] == "runtime"
-    runtime = stages[-1]
-    copies = runtime.all("COPY")
+    copies = image.stages[-1].all("COPY")
     assert any("--from=builder" in c and "/app/.venv" in c for c in copies)
 
 
-def test_base_images_are_pinned(parsed: tuple[dict[str, str], list[Stage]]) -> None:
-    global_args, stages = parsed
-    stage_names = {s.name for s in stages if s.name}
-    for stage in stages:
+def test_base_images_are_pinned(image: Image) -> None:
+    stage_names = {s.name for s in image.stages if s.name}
+    for stage in image.stages:
         if stage.image in stage_names:
             continue
         assert "$" not in stage.image, f"unresolved base image {stage.image}"
-        assert ":" in stage.image.rsplit("/", 1)[-1] or "@sha256:" in stage.image, stage.image
+        tag = stage.image.rsplit("/", 1)[-1]
+        assert ":" in tag or "@sha256:" in stage.image, f"{stage.image} has no tag"
         assert not stage.image.endswith(":latest"), stage.image
-    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", global_args["UV_IMAGE"])
-    assert global_args["PYTHON_IMAGE"].startswith("python:3.11")
-    assert "slim" in global_args["PYTHON_IMAGE"]
+    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", image.global_args["UV_IMAGE"])
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim-\w+", image.global_args["PYTHON_IMAGE"])
     assert ":latest" not in DOCKERFILE.read_text()
 
 
-def test_runs_as_numeric_non_root_user(parsed: tuple[dict[str, str], list[Stage]]) -> None:
-    _, stages = parsed
-    users = stages[-1].all("USER")
+def test_runs_as_numeric_non_root_user(image: Image) -> None:
+    users = image.stages[-1].all("USER")
     assert users, "the runtime stage must set USER"
     m = re.fullmatch(r"(\d+)(?::(\d+))?", users[-1])
     assert m, f"USER {users[-1]} must be numeric (runAsNonRoot checks the uid)"
     assert int(m.group(1)) == 10001 and int(m.group(2) or m.group(1)) != 0
+    # nothing after USER switches back to root
+    runtime = image.stages[-1].instructions
+    after = runtime[max(i for i, (kw, _) in enumerate(runtime) if kw == "USER") :]
+    assert not [v for kw, v in after if kw == "USER" and v.split(":")[0] in {"0", "root"}]
 
 
-def test_builds_one_service_from_the_workspace_lock(
-    parsed: tuple[dict[str, str], list[Stage]],
-) -> None:
-    _, stages = parsed
-    builder = next(s for s in stages if s.name == "builder")
+def test_no_secrets_in_the_recipe_or_the_build_context(image: Image) -> None:
+    for stage in image.stages:
+        for kw, value in stage.instructions:
+            if kw in {"ENV", "ARG", "LABEL"}:
+                names = re.findall(r"(\w+)=", value) or [value.split()[0]]
+                assert not [n for n in names if SECRET_WORDS.search(n)], f"{kw} {value}"
+            if kw in {"COPY", "ADD"}:
+                assert not re.search(r"\.env\b|\.pem\b|id_rsa|\.qlp\b|kubeconfig", value), value
+            assert "--mount=type=secret" not in value or kw == "RUN"
+    for name in image.parser.envs:
+        assert not SECRET_WORDS.search(name), name
+    ignored = IGNORE_FILE.read_text().split()
+    # the local runtime's state (it holds the internal auth secret) and env files
+    for entry in (".qlp", "**/.env", "**/*.pem"):
+        assert entry in ignored, f"{entry} must be kept out of the build context"
+
+
+def test_builds_the_service_from_the_workspace_lock(image: Image) -> None:
+    builder = next(s for s in image.stages if s.name == "builder")
     assert "SERVICE" in builder.all("ARG")
     assert any("--from=uv" in c and "/uv" in c for c in builder.all("COPY"))
     syncs = [r for r in builder.all("RUN") if "uv sync" in r]
@@ -124,27 +145,43 @@ def test_builds_one_service_from_the_workspace_lock(
         for flag in ("--frozen", "--no-dev", "--no-editable", '"--package qlp-${SERVICE}"'):
             assert flag in run, (flag, run)
     assert any("UV_PROJECT_ENVIRONMENT=/app/.venv" in e for e in builder.all("ENV"))
+    assert image.parser.envs["QLP_SERVICE"] == image.service
 
 
-def test_runtime_is_read_only_friendly_with_the_platform_entry(
-    parsed: tuple[dict[str, str], list[Stage]],
-) -> None:
-    _, stages = parsed
-    runtime = stages[-1]
-    env = " ".join(runtime.all("ENV"))
-    for setting in (
-        "PYTHONDONTWRITEBYTECODE=1",
-        "HOME=/tmp",
-        "TMPDIR=/tmp",
-        "QLP_SERVICE=${SERVICE}",
-    ):
-        assert setting in env, setting
-    assert json.loads(runtime.all("ENTRYPOINT")[-1]) == ["python", "-m", "qlp_kit.serve"]
+def test_runtime_is_read_only_friendly(image: Image) -> None:
+    env = image.parser.envs
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["HOME"] == env["TMPDIR"] == "/tmp"  # noqa: S108 (the emptyDir)
+    runtime = image.stages[-1]
     assert "8000" in runtime.all("EXPOSE")
     assert not any("pip install" in r for r in runtime.all("RUN")), "install in the builder"
 
 
-def test_build_context_ignore_file_sits_next_to_the_dockerfile() -> None:
-    ignore = DOCKERFILE.with_name(DOCKERFILE.name + ".dockerignore").read_text().split()
-    assert "**/.venv" in ignore and ".git" in ignore
-    assert "uv.lock" not in ignore and "pyproject.toml" not in ignore
+def _module_exists(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def test_the_entry_points_exist_in_the_package(image: Image) -> None:
+    """The image's ENTRYPOINT and the command its chart runs are in the installed package."""
+    service = image.service
+    entry = json.loads(image.stages[-1].all("ENTRYPOINT")[-1])
+    assert entry[:2] == ["python", "-m"] and _module_exists(entry[2]), entry
+    project = _pyproject(service)["project"]
+    assert "qlp-kit" in project["dependencies"], "qlp_kit.serve comes from qlp-kit"
+    values = yaml.safe_load((REPO / "charts" / service / "values.yaml").read_text())
+    command = values["command"]
+    if command[:2] == ["python", "-m"]:
+        assert command[2] == "qlp_kit.serve"
+        # `python -m qlp_kit.serve <service>`: the service registers its definition
+        target = project["entry-points"]["qlp.services"][service]
+    else:  # a console script of the package (the agent's `qlp-agent run`)
+        (script,) = command[:1]
+        target = project["scripts"][script]
+    module, _, attr = target.partition(":")
+    assert _module_exists(module), target
+    source = importlib.util.find_spec(module)
+    assert source and source.origin and f"services/{service}/src/" in source.origin, target
+    assert re.search(rf"^(def |async def |){attr}\b", Path(source.origin).read_text(), re.M)
+    # the index hook's command ships with qlp-kit in every image
+    if values["indexes"]["enabled"]:
+        assert _module_exists("qlp_kit.indexes")
