@@ -176,6 +176,38 @@ def usage_lines(plan: Plan, aggs: Mapping[str, MeterAggregate]) -> list[Line]:
     return lines
 
 
+def late_usage_lines(
+    period: str,
+    plan: Plan,
+    billed_before: Mapping[str, MeterAggregate],
+    billed_now: Mapping[str, MeterAggregate],
+) -> list[Line]:
+    """Usage of an earlier ``period`` that arrived after its invoice was finalized,
+    billed on a later invoice: per meter, the price of everything billed for that
+    period (``billed_now``: its earlier invoices' usage plus what this one picks up)
+    minus what its earlier invoices already charged (``billed_before``), so included
+    allowances apply once and nothing is charged twice."""
+    before = {x.meter: x for x in usage_lines(plan, billed_before)}
+    out = []
+    for x in usage_lines(plan, billed_now):
+        prev = before.get(x.meter)
+        qty = x.quantity - (prev.quantity if prev else 0)
+        amount = x.amount - (prev.amount if prev else 0)
+        if qty <= 0 and amount == 0:
+            continue
+        label = x.description.split(" (", 1)[0]
+        out.append(
+            Line(
+                USAGE,
+                f"Late usage for {period}: {label} (+{qty}, reported after that invoice)",
+                amount,
+                qty,
+                x.meter,
+            )
+        )
+    return out
+
+
 def invoice_lines(
     *,
     plan_at_start: Plan,
@@ -184,6 +216,7 @@ def invoice_lines(
     charges: Iterable[Mapping[str, Any]],
     aggs: Mapping[str, MeterAggregate],
     ledger_txns: Iterable[Mapping[str, Any]],
+    late: Iterable[Line] = (),
 ) -> list[Line]:
     lines = [
         Line(
@@ -195,6 +228,7 @@ def invoice_lines(
     for c in charges:
         lines.append(Line(str(c.get("kind", PRORATION)), str(c["description"]), int(c["amount"])))
     lines += usage_lines(plan_for_usage, aggs)
+    lines += list(late)
     for t in ledger_txns:
         if t.get("kind") == "sale":
             amount = sum(-int(x["amount"]) for x in t["legs"] if int(x["amount"]) < 0)

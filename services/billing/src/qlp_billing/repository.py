@@ -409,10 +409,17 @@ class Store:
         counts = await asyncio.gather(*(Inbox.insert_many_once(self.usage, p) for p in parts))
         return sum(counts)
 
-    async def aggregates(self, org_id: str, period: str) -> dict[str, MeterAggregate]:
+    async def aggregates(
+        self, org_id: str, period: str, billed: Doc | str | None = None
+    ) -> dict[str, MeterAggregate]:
+        """Per-meter aggregates of a period's usage; ``billed`` narrows the accepted
+        events by the invoice that billed them (their ``inv`` field)."""
         out: dict[str, MeterAggregate] = {}
+        match: Doc = {"org_id": org_id, "period": period, "status": ACCEPTED}
+        if billed is not None:
+            match["inv"] = billed
         pipe: list[Doc] = [
-            {"$match": {"org_id": org_id, "period": period, "status": ACCEPTED}},
+            {"$match": match},
             {
                 "$group": {
                     "_id": "$meter",
@@ -444,6 +451,31 @@ class Store:
             agg.rejected_count = int(r.get("n") or 0)
             agg.rejected_sum = int(r.get("s") or 0)
         return out
+
+    async def tag_usage(self, org_id: str, periods: Sequence[str], invoice_id: str) -> int:
+        """Mark the accepted, not yet billed usage of ``periods`` as billed by
+        ``invoice_id`` (each event is billed by exactly one invoice: the first that
+        tags it). Usage inserted after this is left for a later invoice."""
+        if not periods:
+            return 0
+        res = await self.usage.update_many(
+            {
+                "org_id": org_id,
+                "period": {"$in": list(periods)},
+                "status": ACCEPTED,
+                "inv": {"$exists": False},
+            },
+            {"$set": {"inv": invoice_id}},
+        )
+        return int(res.modified_count)
+
+    async def usage_periods(self, org_id: str, billed: Doc | str) -> list[str]:
+        """Periods having accepted usage whose ``inv`` matches ``billed``."""
+        pipe: list[Doc] = [
+            {"$match": {"org_id": org_id, "status": ACCEPTED, "inv": billed}},
+            {"$group": {"_id": "$period", "n": {"$sum": 1}}},
+        ]
+        return sorted([str(r["_id"]) async for r in await self.usage.aggregate(pipe)])
 
     async def rejected_usage(self, org_id: str, limit: int) -> list[Doc]:
         cur = (
@@ -499,6 +531,18 @@ class Store:
     async def invoices_unbooked(self, limit: int = 500) -> list[Doc]:
         cur = self.invoices.find({"status": "finalized", "booked": 0}, comment=SWEEP).limit(limit)
         return [d async for d in cur]
+
+    async def closed_periods(self, org_id: str, before: str) -> list[str]:
+        """Periods before ``before`` whose invoice was issued (not voided)."""
+        cur = self.invoices.find(
+            {
+                "org_id": org_id,
+                "period": {"$lt": before},
+                "status": {"$in": ["finalized", "paying", "paid"]},
+            },
+            {"period": 1},
+        )
+        return sorted([str(d["period"]) async for d in cur])
 
     async def invoice_for(self, org_id: str, period: str) -> Doc | None:
         return await self.invoices.find_one({"org_id": org_id, "period": period})

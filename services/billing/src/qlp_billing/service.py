@@ -1161,16 +1161,52 @@ class Billing:
 
     # ====================================================================== invoices
 
-    async def _lines(self, sub: Doc, period: str) -> list[pricing.Line]:
+    @staticmethod
+    def _usage_plan(sub: Doc, period: str) -> Plan:
         info = (sub.get("periods") or {}).get(period) or {}
         plan_at_start = get_plan(str(info.get("plan_id") or sub["plan_id"]))
         # usage is priced by the plan in effect after the period's last upgrade
-        usage_plan = get_plan(str(info.get("usage_plan_id") or plan_at_start.id))
+        return get_plan(str(info.get("usage_plan_id") or plan_at_start.id))
+
+    async def _late_lines(
+        self, sub: Doc, period: str, invoice_id: str | None
+    ) -> list[pricing.Line]:
+        """Usage of earlier, already invoiced periods that arrived after their invoice:
+        billed on this one, each event once. Finalizing (``invoice_id``): the events
+        this invoice tagged; a preview: those no invoice has tagged yet."""
+        org_id = sub["org_id"]
+        if invoice_id is None:
+            untagged = set(await self.store.usage_periods(org_id, {"$exists": False}))
+            periods = untagged & set(await self.store.closed_periods(org_id, "9999-99"))
+        else:
+            periods = set(await self.store.usage_periods(org_id, invoice_id)) - {period}
+        lines: list[pricing.Line] = []
+        for q in sorted(periods):
+            if invoice_id is None:
+                before = await self.store.aggregates(org_id, q, {"$exists": True})
+                after = await self.store.aggregates(org_id, q)
+            else:
+                before = await self.store.aggregates(
+                    org_id, q, {"$exists": True, "$ne": invoice_id}
+                )
+                after = await self.store.aggregates(org_id, q, {"$exists": True})
+            lines += pricing.late_usage_lines(q, self._usage_plan(sub, q), before, after)
+        return lines
+
+    async def _lines(
+        self, sub: Doc, period: str, invoice_id: str | None = None
+    ) -> list[pricing.Line]:
+        """An invoice's lines. ``invoice_id`` (finalizing): usage is what the invoice
+        tagged as billed by it; otherwise (a draft, the upcoming invoice) all of it."""
+        info = (sub.get("periods") or {}).get(period) or {}
+        plan_at_start = get_plan(str(info.get("plan_id") or sub["plan_id"]))
+        usage_plan = self._usage_plan(sub, period)
         charges = sorted(
             (c for c in (sub.get("charges") or {}).values() if c.get("period") == period),
             key=lambda c: (dt(c["at"]), int(c.get("seq", 0))),
         )
-        aggs = await self.store.aggregates(sub["org_id"], period)
+        aggs = await self.store.aggregates(sub["org_id"], period, invoice_id)
+        late = await self._late_lines(sub, period, invoice_id)
         start, end = M.period_bounds(period)
         txns = await self.store.org_txns(sub["org_id"], start, end, ["sale", "escrow_settle"])
         return pricing.invoice_lines(
@@ -1180,6 +1216,7 @@ class Billing:
             charges=charges,
             aggs=aggs,
             ledger_txns=txns,
+            late=late,
         )
 
     def _invoice_view(self, inv: Doc) -> Doc:
@@ -1187,6 +1224,8 @@ class Billing:
         # a claim in progress shows as the state it started from
         if view.get("status") == "paying":
             view["status"] = "finalized"
+        elif view.get("status") == "finalizing":
+            view["status"] = "draft"
         elif view.get("status") == "voiding":
             view["status"] = view.get("voiding_from") or "finalized"
         return view
@@ -1245,11 +1284,32 @@ class Billing:
         await self.resume_claims(now)
         return stats
 
-    async def _finalize(self, inv: Doc, now: datetime) -> bool:
-        sub = await self.store.get_subscription(inv["org_id"], light=True)
+    async def _finalize(self, inv: Doc, now: datetime, *, takeover: bool = False) -> bool:
+        """Issue a draft: claim it (draft -> finalizing), tag the usage it bills (its
+        period's, and late usage of earlier issued periods that no invoice billed
+        yet), price exactly the tagged usage, and issue it under the claim. Usage
+        arriving after the tagging is billed by the next invoice, never lost."""
+        org_id, invoice_id, period = inv["org_id"], inv["_id"], inv["period"]
+        sub = await self.store.get_subscription(org_id, light=True)
         if sub is None:
             return False
-        lines = await self._lines(sub, inv["period"])
+        token = new_id("clm")
+        guard: Doc = (
+            {"status": "finalizing", "claim": inv.get("claim")} if takeover else {"status": "draft"}
+        )
+        claimed = await self.store.update_invoice(
+            org_id,
+            invoice_id,
+            guard,
+            {"$set": {"status": "finalizing", "claim": token, "claimed_at": ms(now)}},
+        )
+        if claimed is None:
+            return False
+        await self.store.tag_usage(org_id, [period], invoice_id)
+        await self.store.tag_usage(
+            org_id, await self.store.closed_periods(org_id, period), invoice_id
+        )
+        lines = await self._lines(sub, period, invoice_id)
         total, due = pricing.totals(lines)
         number = f"QLP-{now.year}-{await self.store.next_number(f'invoice-{now.year}'):06d}"
         due_at = now + timedelta(days=14)
@@ -1280,7 +1340,7 @@ class Billing:
         res = await self.store.update_invoice(
             inv["org_id"],
             inv["_id"],
-            {"status": "draft"},
+            {"status": "finalizing", "claim": token},
             {
                 "$set": {
                     "status": status,
@@ -1450,12 +1510,14 @@ class Billing:
         """Finish payments and voids that stopped midway (a crash after the claim)."""
         now = now or self.clock()
         n = 0
-        for status in ("paying", "voiding"):
+        for status in ("finalizing", "paying", "voiding"):
             for inv in await self.store.invoices_in(status):
                 if dt(inv.get("claimed_at") or 0) + self.CLAIM_STALE > now:
                     continue  # still in progress, probably
                 try:
-                    if status == "paying":
+                    if status == "finalizing":
+                        await self._finalize(inv, now, takeover=True)
+                    elif status == "paying":
                         await self._try_pay(inv["org_id"], inv["_id"], resume=True)
                     else:
                         await self._finish_void(inv)
@@ -1468,7 +1530,7 @@ class Billing:
         inv = await self.store.get_invoice(org_id, invoice_id)
         if inv is None:
             raise NotFound("invoice not found")
-        if inv.get("status") == "draft":
+        if inv.get("status") in ("draft", "finalizing"):
             sub = await self.store.get_subscription(org_id, light=True)
             if sub is not None:
                 lines = await self._lines(sub, inv["period"])

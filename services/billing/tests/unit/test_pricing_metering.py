@@ -132,3 +132,20 @@ def test_invoice_html_escapes_and_lists_lines() -> None:
     )
     assert "QLP-2026-000001" in page and "99.00 USD" in page
     assert "org_&lt;x&gt;" in page and "<x>" not in page
+
+
+def test_late_usage_is_priced_as_the_difference_to_what_was_billed() -> None:
+    plan = get_plan("starter")  # 100,000 API calls and 100 generations included
+    before = {"api_calls": MeterAggregate("api_calls", sum=90_000)}
+    after = {
+        "api_calls": MeterAggregate("api_calls", sum=130_000),
+        "generations.t1": MeterAggregate("generations.t1", sum=20),
+    }
+    lines = pricing.late_usage_lines("2026-03", plan, before, after)
+    # 10,000 of the 40,000 late calls were still included: 30,000 x $0.001
+    assert [(x.meter, x.quantity, x.amount) for x in lines] == [
+        ("generations.t1", 20, 0),
+        ("api_calls", 40_000, 3_000),
+    ]
+    assert all(x.description.startswith("Late usage for 2026-03: ") for x in lines)
+    assert pricing.late_usage_lines("2026-03", plan, after, after) == []
