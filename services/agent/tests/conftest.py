@@ -40,7 +40,7 @@ FAST = {
 def agent_settings(url: str, state_dir: Path, **kw: Any) -> AgentSettings:
     return AgentSettings(
         gateway_url=url,
-        api_key="qlp_test_provider_key",
+        api_key=kw.pop("api_key", "qlp_test_provider_key"),
         price_per_gpu_hour="1.25",
         region="test-region",
         simulate_gpus=kw.pop("simulate_gpus", 1),
@@ -50,12 +50,20 @@ def agent_settings(url: str, state_dir: Path, **kw: Any) -> AgentSettings:
 
 
 def kill_recorded_jobs(state_dir: Path) -> None:
-    """Test hygiene: SIGKILL every job process group an agent's state file lists."""
-    from qlp_agent.state import StateStore
-
-    for rec in StateStore(state_dir).load().jobs.values():
+    """Test hygiene: SIGKILL every job process group an agent's state files list."""
+    for rec in recorded_jobs(state_dir).values():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(rec.pid, signal.SIGKILL)
+
+
+def recorded_jobs(state_dir: Path) -> dict[str, Any]:
+    """The jobs the state files in ``state_dir`` list (every provider's)."""
+    from qlp_agent.state import StateLayout
+
+    jobs: dict[str, Any] = {}
+    for store in StateLayout(state_dir).stores():
+        jobs.update(store.load().jobs)
+    return jobs
 
 
 @pytest.fixture
@@ -70,14 +78,23 @@ async def start_agent(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """start_agent(url, name="a", **settings) → (agent, task): an in-process agent."""
     started: list[tuple[Agent, asyncio.Task[None], Path]] = []
 
-    async def start(url: str, name: str = "a", **kw: Any) -> Agent:
-        state_dir = tmp_path / f"agent-{name}"
+    async def start(url: str, name: str = "a", state: str | None = None, **kw: Any) -> Agent:
+        state_dir = tmp_path / f"agent-{state or name}"
         agent = Agent(agent_settings(url, state_dir, **kw))
         task = asyncio.create_task(agent.run())
         started.append((agent, task, state_dir))
         await asyncio.wait_for(agent.registered.wait(), 60)
         return agent
 
+    async def stop(agent: Agent) -> None:
+        """Stop an agent as a restart would (its jobs keep running)."""
+        for a, task, _ in started:
+            if a is agent:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    start.stop = stop  # type: ignore[attr-defined]
     yield start
     for agent, task, state_dir in started:
         task.cancel()

@@ -40,7 +40,7 @@ class Call:
 @dataclass
 class FakeScheduler:
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    by_fingerprint: dict[str, str] = field(default_factory=dict)
+    by_fingerprint: dict[tuple[str, str], str] = field(default_factory=dict)
     registrations: list[dict[str, Any]] = field(default_factory=list)
     heartbeats: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     queues: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -174,9 +174,10 @@ class FakeScheduler:
             )
 
         @app.post("/v1/providers")
-        async def register(body: dict[str, Any]) -> JSONResponse:
+        async def register(body: dict[str, Any], request: Request) -> JSONResponse:
             fs.registrations.append(body)
-            fp = body["machine"]["fingerprint"]
+            # like the real scheduler: one provider per (org, machine); the key is the org
+            fp = (request.headers["authorization"], body["machine"]["fingerprint"])
             if fp in fs.by_fingerprint:
                 pid = fs.by_fingerprint[fp]
                 fs.providers[pid] = {**body, "id": pid}

@@ -28,7 +28,9 @@ from qlp_agent.runner import PINNED_ENV, Assignment, JobLimits, JobProcess, JobR
 from qlp_agent.state import (
     AgentState,
     JobRecord,
+    KeyIdentity,
     Recovery,
+    StateLayout,
     StateStore,
     decide_recovery,
     final_status,
@@ -55,12 +57,13 @@ def registration_payload(
     }
 
 
-def sim_seed_for(store: StateStore, state: AgentState) -> str:
-    """Simulated GPU identities are stable per state dir (idempotent re-register)."""
-    if not state.sim_seed:
-        state.sim_seed = secrets.token_hex(8)
-        store.save(state)
-    return state.sim_seed
+def sim_seed_for(layout: StateLayout, api_key: str, ident: KeyIdentity) -> str:
+    """Simulated GPU identities are stable per state dir and API key (idempotent
+    re-register; two agents with two keys sharing a folder are two machines)."""
+    if not ident.sim_seed:
+        ident.sim_seed = secrets.token_hex(8)
+        layout.save_identity(api_key, ident)
+    return ident.sim_seed
 
 
 class Agent:
@@ -74,8 +77,11 @@ class Agent:
         self.settings = settings
         self.state_dir = Path(settings.state_dir).expanduser()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.store = StateStore(self.state_dir)
-        self.state = self.store.load()
+        self.layout = StateLayout(self.state_dir)
+        self.identity = self.layout.identity(settings.api_key.get_secret_value())
+        # the job state is the provider's: loaded once registration says which one
+        self.store: StateStore | None = None
+        self.state = AgentState()
         self.client = client or GatewayClient(
             settings.gateway_url,
             settings.api_key.get_secret_value(),
@@ -86,7 +92,9 @@ class Agent:
             settings.simulate_gpus,
             settings.gpu_model,
             settings.gpu_memory_gb,
-            sim_seed_for(self.store, self.state) if settings.simulated else "",
+            sim_seed_for(self.layout, settings.api_key.get_secret_value(), self.identity)
+            if settings.simulated
+            else "",
         )
         try:
             self.container_engine = detect_engine(settings.container_engine)
@@ -146,7 +154,20 @@ class Agent:
         self.backend.close()
 
     def save(self) -> None:
-        self.store.save(self.state)
+        if self.store is not None:
+            self.store.save(self.state)
+
+    def _open_provider_state(self, provider_id: str) -> None:
+        """This provider's state (and the legacy shared one, when it is ours)."""
+        self.store = self.layout.store(provider_id)
+        self.state = self.store.load()
+        if self.layout.adopt_legacy(provider_id, self.state):
+            log.info("agent.legacy_state_migrated", provider_id=provider_id)
+        elif (other := self.layout.foreign_legacy(provider_id)) is not None:
+            log.info("agent.legacy_state_ignored", provider_id=provider_id, owner=other)
+        if self.identity.provider_id != provider_id:
+            self.identity.provider_id = provider_id
+            self.layout.save_identity(self.settings.api_key.get_secret_value(), self.identity)
 
     async def register(self) -> str:
         self.machine = machine_info(self.backend, self.state_dir)
@@ -164,7 +185,9 @@ class Agent:
             except GatewayError as exc:
                 raise FatalAgentError(f"registration rejected: {exc}") from exc
         self.provider_id = str(body["id"])
+        self._open_provider_state(self.provider_id)
         self.state.provider_id = self.provider_id
+        self.state.sim_seed = self.identity.sim_seed
         self.state.fingerprint = self.machine.fingerprint
         self.save()
         self.registered.set()
@@ -291,7 +314,8 @@ class Agent:
         return True
 
     def job_dirs(self, job_id: str, epoch: int) -> tuple[Path, Path]:
-        base = self.state_dir / "jobs" / job_id
+        assert self.provider_id
+        base = self.layout.provider_dir(self.provider_id) / "jobs" / job_id
         return base / f"epoch-{epoch}", base / "checkpoints"
 
     async def start_job(self, a: Assignment) -> bool:

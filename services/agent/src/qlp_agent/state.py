@@ -1,5 +1,17 @@
 """Restart survival: a JSON state file (atomic write) listing the jobs the agent runs.
 
+State is kept per provider: several agents (several API keys, so several providers)
+may share one state folder on one machine, and none may "recover" another's jobs.
+
+    <state dir>/keys/<key id>.json          what an API key's agent needs before it
+                                            registers (simulated GPU seed, provider id)
+    <state dir>/providers/<provider>/       state.json and jobs/ of that provider
+    <state dir>/state.json                  legacy shared state (before this layout):
+                                            migrated by the agent of the provider it
+                                            names, ignored by every other agent
+
+The key id is a digest of the API key (the key itself is never written).
+
 Each job runs under a small wrapper (``qlp_agent.wrapper``) that leads the job's own
 process group and writes the exit code to a file when the job ends, so a restarted
 agent can tell "still running" (re-attach), "finished while I was away" (report its
@@ -10,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
 import json
 import os
 import tempfile
@@ -124,6 +137,121 @@ class StateStore:
 
     def save(self, state: AgentState) -> None:
         atomic_write_json(self.path, state.to_json())
+
+
+# ------------------------------------------------------------------ layout
+
+PROVIDERS_DIR = "providers"
+KEYS_DIR = "keys"
+LEGACY_MIGRATED = "state.json.migrated"
+LEGACY_SEED_OWNER = "legacy-sim-seed.owner"
+
+
+def key_id(api_key: str) -> str:
+    """A stable, non-reversible name for an API key."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+@dataclass
+class KeyIdentity:
+    """What one API key's agent keeps before it knows its provider."""
+
+    sim_seed: str | None = None
+    provider_id: str | None = None
+
+
+class StateLayout:
+    """The state folder, shared safely by the agents of several providers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def legacy_path(self) -> Path:
+        return self.root / STATE_FILE
+
+    def provider_dir(self, provider_id: str) -> Path:
+        if not provider_id or "/" in provider_id or provider_id in (".", ".."):
+            raise ValueError(f"unusable provider id {provider_id!r}")
+        return self.root / PROVIDERS_DIR / provider_id
+
+    def store(self, provider_id: str) -> StateStore:
+        return StateStore(self.provider_dir(provider_id))
+
+    def stores(self) -> list[StateStore]:
+        """Every provider's store in this folder (and the legacy one, when present)."""
+        base = self.root / PROVIDERS_DIR
+        out = [StateStore(d) for d in sorted(base.iterdir()) if d.is_dir()] if base.is_dir() else []
+        if self.legacy_path.exists():
+            out.append(StateStore(self.root))
+        return out
+
+    def _identity_path(self, api_key: str) -> Path:
+        return self.root / KEYS_DIR / f"{key_id(api_key)}.json"
+
+    def identity(self, api_key: str) -> KeyIdentity:
+        """This key's identity; a new one takes the legacy simulated-GPU seed once (an
+        upgraded single agent keeps its GPUs and so its provider), else a fresh one."""
+        path = self._identity_path(api_key)
+        try:
+            d = json.loads(path.read_text())
+            return KeyIdentity(sim_seed=d.get("sim_seed"), provider_id=d.get("provider_id"))
+        except FileNotFoundError:
+            pass
+        ident = KeyIdentity(sim_seed=self._take_legacy_seed(key_id(api_key)))
+        self.save_identity(api_key, ident)
+        return ident
+
+    def save_identity(self, api_key: str, ident: KeyIdentity) -> None:
+        atomic_write_json(self._identity_path(api_key), asdict(ident))
+
+    def _take_legacy_seed(self, kid: str) -> str | None:
+        try:
+            legacy = json.loads(self.legacy_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        seed = legacy.get("sim_seed")
+        if not seed:
+            return None
+        owner = self.root / KEYS_DIR / LEGACY_SEED_OWNER
+        owner.parent.mkdir(parents=True, exist_ok=True)
+        try:  # exactly one key takes it, even with agents starting together
+            fd = os.open(owner, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return None
+        with os.fdopen(fd, "w") as f:
+            f.write(kid)
+        return str(seed)
+
+    def adopt_legacy(self, provider_id: str, state: AgentState) -> bool:
+        """Move the legacy shared state into ``state`` when it is this provider's (its
+        job records keep their paths); another provider's is left alone. True when
+        migrated; the legacy file is then renamed so nobody migrates it twice."""
+        try:
+            legacy = AgentState.from_json(json.loads(self.legacy_path.read_text()))
+        except (FileNotFoundError, ValueError):
+            return False
+        if legacy.provider_id != provider_id:
+            return False
+        for job_id, rec in legacy.jobs.items():
+            state.jobs.setdefault(job_id, rec)
+        for key in legacy.finished:
+            if key not in state.finished:
+                state.finished.append(key)
+        state.sim_seed = state.sim_seed or legacy.sim_seed
+        state.fingerprint = state.fingerprint or legacy.fingerprint
+        StateStore(self.provider_dir(provider_id)).save(state)
+        os.replace(self.legacy_path, self.root / LEGACY_MIGRATED)
+        return True
+
+    def foreign_legacy(self, provider_id: str) -> str | None:
+        """The provider a legacy state belongs to, when it is not ``provider_id``."""
+        try:
+            legacy = json.loads(self.legacy_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        owner = legacy.get("provider_id")
+        return str(owner) if owner and owner != provider_id else None
 
 
 # ------------------------------------------------------------------ processes

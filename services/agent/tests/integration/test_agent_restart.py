@@ -6,13 +6,22 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qlp_agent.state import LOST_MESSAGE, StateStore
+from qlp_agent.state import LOST_MESSAGE, JobRecord, StateLayout
 
 pytestmark = pytest.mark.integration
+
+
+def recorded_jobs(state_dir: Path) -> dict[str, JobRecord]:
+    """The jobs the agent's state files list (state is kept per provider)."""
+    jobs: dict[str, JobRecord] = {}
+    for store in StateLayout(state_dir).stores():
+        jobs.update(store.load().jobs)
+    return jobs
 
 
 async def test_restarted_agent_reattaches_to_running_job(
@@ -39,7 +48,7 @@ async def test_restarted_agent_reattaches_to_running_job(
     fs.assign(pid, job_id="job_r", epoch=1, command=cmd)
     await fs.wait_for(lambda: len(fs.log_lines("job_r")) > 10, timeout=30, what="job output")
     ap.kill9()
-    rec = StateStore(ap.state_dir).load().jobs["job_r"]
+    rec = recorded_jobs(ap.state_dir)["job_r"]
     os.kill(rec.pid, 0)  # the job outlived its agent
 
     ap.start()  # same state dir → same fingerprint → same provider, re-attaches
@@ -57,9 +66,7 @@ async def test_restarted_agent_reattaches_to_running_job(
     numbers = sorted({int(line.split()[0].split("=")[1]) for line in step_lines})
     assert numbers == list(range(1, 121))
     assert lines[-1].startswith("final_loss=")
-    await fs.wait_for(
-        lambda: "job_r" not in StateStore(ap.state_dir).load().jobs, what="state cleared"
-    )
+    await fs.wait_for(lambda: "job_r" not in recorded_jobs(ap.state_dir), what="state cleared")
 
 
 async def test_restarted_agent_reports_vanished_job_lost(
@@ -74,10 +81,10 @@ async def test_restarted_agent_reports_vanished_job_lost(
         pid, job_id="job_x", epoch=3, command=[sys.executable, "-c", "import time; time.sleep(300)"]
     )
     await fs.wait_for(
-        lambda: "job_x" in StateStore(ap.state_dir).load().jobs, timeout=30, what="job recorded"
+        lambda: "job_x" in recorded_jobs(ap.state_dir), timeout=30, what="job recorded"
     )
     ap.kill9()
-    rec = StateStore(ap.state_dir).load().jobs["job_x"]
+    rec = recorded_jobs(ap.state_dir)["job_x"]
     os.killpg(rec.pid, signal.SIGKILL)  # the whole group dies: no exit-code file
 
     ap.start()
@@ -88,6 +95,4 @@ async def test_restarted_agent_reports_vanished_job_lost(
     )
     last = fs.statuses("job_x")[-1]
     assert last["message"] == LOST_MESSAGE and last["epoch"] == 3
-    await fs.wait_for(
-        lambda: "job_x" not in StateStore(ap.state_dir).load().jobs, what="state cleared"
-    )
+    await fs.wait_for(lambda: "job_x" not in recorded_jobs(ap.state_dir), what="state cleared")

@@ -125,3 +125,60 @@ def test_finished_runs_are_remembered_and_bounded(tmp_path: Path) -> None:
     )
     StateStore(tmp_path).save(st)
     assert StateStore(tmp_path).load().finished == st.finished
+
+
+# ------------------------------------------------------------------ per-provider layout
+
+
+def test_state_is_kept_per_provider(tmp_path: Path) -> None:
+    from qlp_agent.state import StateLayout
+
+    layout = StateLayout(tmp_path)
+    a = AgentState(provider_id="prv_a", jobs={"job_1": record(tmp_path)})
+    layout.store("prv_a").save(a)
+    assert layout.store("prv_b").load().jobs == {}
+    assert set(layout.store("prv_a").load().jobs) == {"job_1"}
+    assert [s.dir.name for s in layout.stores()] == ["prv_a"]
+    with pytest.raises(ValueError):
+        layout.provider_dir("../escape")
+
+
+def test_identity_is_per_api_key_and_never_stores_the_key(tmp_path: Path) -> None:
+    from qlp_agent.state import StateLayout
+
+    layout = StateLayout(tmp_path)
+    one = layout.identity("qlp_key_one")
+    one.sim_seed = "seed-1"
+    layout.save_identity("qlp_key_one", one)
+    assert layout.identity("qlp_key_one").sim_seed == "seed-1"
+    assert layout.identity("qlp_key_two").sim_seed is None
+    for f in (tmp_path / "keys").iterdir():
+        assert "qlp_key" not in f.name and "qlp_key" not in f.read_text()
+
+
+def test_legacy_state_is_migrated_by_its_provider_and_ignored_by_others(tmp_path: Path) -> None:
+    from qlp_agent.state import LEGACY_MIGRATED, STATE_FILE, StateLayout
+
+    legacy = AgentState(
+        provider_id="prv_old",
+        sim_seed="legacy-seed",
+        jobs={"job_1": record(tmp_path)},
+        finished=["job_0@1"],
+    )
+    StateStore(tmp_path).save(legacy)
+    layout = StateLayout(tmp_path)
+    # the first new key takes the legacy simulated-GPU seed (exactly once)
+    assert layout.identity("qlp_first").sim_seed == "legacy-seed"
+    assert layout.identity("qlp_second").sim_seed is None
+
+    mine = AgentState()
+    assert layout.adopt_legacy("prv_other", mine) is False
+    assert mine.jobs == {} and (tmp_path / STATE_FILE).exists()
+    assert layout.foreign_legacy("prv_other") == "prv_old"
+
+    assert layout.adopt_legacy("prv_old", mine) is True
+    assert set(mine.jobs) == {"job_1"} and mine.is_finished("job_0", 1)
+    assert set(layout.store("prv_old").load().jobs) == {"job_1"}
+    assert not (tmp_path / STATE_FILE).exists() and (tmp_path / LEGACY_MIGRATED).exists()
+    assert layout.adopt_legacy("prv_old", AgentState()) is False  # only once
+    assert layout.foreign_legacy("prv_other") is None
