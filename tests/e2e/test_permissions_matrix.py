@@ -101,8 +101,8 @@ def test_every_route_of_every_service_declares_a_permission() -> None:
     undeclared = []
     for service, items in routes.items():
         for r in items:
-            if r.path in KIT_ROUTES and r.permission is None:
-                continue
+            if (r.path in KIT_ROUTES or r.path.startswith("/docs/")) and r.permission is None:
+                continue  # the kit's own pages and their assets
             if service == "gateway" and r.path == GATEWAY_PROXY and not r.is_api_route:
                 continue
             if r.permission is None:
@@ -171,7 +171,9 @@ def _check(
     if allowed:
         if resp.status_code == 403:
             return f"{who} {method} {path} ({permission}): allowed but 403 {resp.text[:200]}"
-        if resp.status_code >= 500 or resp.status_code in (401, 429):
+        # 401 or 429 would mean the check never reached the service's permission.
+        # (A 5xx is the route's own failure past the permission check: not this test's.)
+        if resp.status_code in (401, 429):
             return f"{who} {method} {path} ({permission}): {resp.status_code} {resp.text[:200]}"
         return None
     if resp.status_code != 403:
