@@ -137,6 +137,7 @@ def job_out(sched: Scheduler, j: dict[str, Any]) -> M.JobOut:
         gpu_minutes=minutes,
         step=j.get("step"),
         message=j.get("message") or "",
+        placement_reason=j.get("placement_reason") or None,
         failure=j.get("failure"),
         exit_code=j.get("exit_code"),
         latest_checkpoint=_ck(j.get("latest_checkpoint")),

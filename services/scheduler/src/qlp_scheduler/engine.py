@@ -364,6 +364,7 @@ class Scheduler:
         placement = await self._claim_placement(job)
         if placement is None:
             job["message"] = "waiting for capacity"
+            job["placement_reason"] = self.why_waiting(spec)
             await self.repo.insert_job(with_outbox(job, evs))
             if self.settings.placement_timeout_s <= 0:
                 return await self._no_capacity(job, now)
@@ -453,6 +454,16 @@ class Scheduler:
             container=bool(spec.get("image")),
         )
 
+    def why_waiting(self, spec: Doc) -> str:
+        """Why no placement was found for a job with this spec (from the offer index)."""
+        return S.placement_reason(
+            self.index.by_price(),
+            self._requirements(spec),
+            time.time(),
+            self.settings.heartbeat_timeout_s,
+            machines_needed=2 if spec.get("redundancy") == "hot_standby" else 1,
+        )
+
     async def claim_best(
         self, job_id: str, role: str, req: S.Requirements, exclude_machines: set[str]
     ) -> tuple[S.OfferView, list[str]] | None:
@@ -536,6 +547,7 @@ class Scheduler:
             "fx_pending": 1,
             "fx_assign": fx_assign,
             "message": "",
+            "placement_reason": None,
         }
         return sets, [E.job_placed(job, p, sb, epoch, now)]
 
@@ -581,6 +593,7 @@ class Scheduler:
                 "status": S.ESCROW_HELD,
                 "updated_ms": ms(now),
                 "message": "waiting for capacity",
+                "placement_reason": self.why_waiting(job["spec"]),
             }
             if expect == S.SUBMITTED:
                 sets["escrow_held_ms"] = ms(now)
@@ -590,7 +603,7 @@ class Scheduler:
                 {"$set": sets, "$inc": {"placement_attempts": 1}},
             )
             return out or job
-        msg = "no offer satisfies the requirements"
+        msg = f"no offer satisfies the requirements: {self.why_waiting(job['spec'])}"
         update = outbox_update(
             [E.job_failed(job, "", 0, t.JOB_FAILURE_REASON_NO_CAPACITY, msg, 0, [], now)],
             {

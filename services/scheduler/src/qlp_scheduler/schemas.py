@@ -285,6 +285,9 @@ class JobOut(BaseModel):
     gpu_minutes: int
     step: int | None
     message: str
+    # why a job waits for a placement: no registered machine could ever hold it (e.g.
+    # "no registered machine has 64 GPUs (largest: 8)"), or the matching ones are busy
+    placement_reason: str | None = None
     failure: dict[str, str] | None
     exit_code: int | None
     latest_checkpoint: CheckpointRef | None

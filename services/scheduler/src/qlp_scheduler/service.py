@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -292,6 +292,87 @@ def top_candidates_grouped(
             elif item[:2] > heap[0][:2]:
                 heapq.heapreplace(heap, item)
     return [o for _, _, o in sorted(heap, key=lambda t: (-t[0], t[2].offer_id))]
+
+
+def placement_reason(
+    offers: Iterable[OfferView],
+    req: Requirements,
+    now_ts: float,
+    heartbeat_timeout_s: float,
+    machines_needed: int = 1,
+) -> str:
+    """Why a job waits: the first requirement that no active machine meets (a job that
+    no registered machine could ever hold), else why the matching ones cannot take it
+    now. Said on the job (``placement_reason``) so a consumer is not left guessing."""
+    pool = [o for o in offers if o.status == ACTIVE]
+    if not pool:
+        return "no machine is registered and active"
+    n = req.gpu_count
+    checks: list[tuple[Callable[[OfferView], bool], Callable[[list[OfferView]], str]]] = [
+        (
+            lambda o: o.gpu_count >= n,
+            lambda left: (
+                f"no registered machine has {n} GPUs (largest: {max(o.gpu_count for o in left)})"
+            ),
+        ),
+        (
+            lambda o: model_matches(o.gpu_model, req.gpu_model),
+            lambda left: (
+                f"no registered machine with {n}+ GPUs has GPU model "
+                f"{req.gpu_model!r} (models: {', '.join(sorted({o.gpu_model for o in left})[:5])})"
+            ),
+        ),
+        (
+            lambda o: o.gpu_memory_gb >= req.min_gpu_memory_gb,
+            lambda left: (
+                f"no matching machine has GPUs with {req.min_gpu_memory_gb:g} GB "
+                f"of memory (largest: {max(o.gpu_memory_gb for o in left):g} GB)"
+            ),
+        ),
+        (
+            lambda o: o.containers or not req.container,
+            lambda left: "no matching machine can run container images",
+        ),
+        (
+            lambda o: not (req.region_strict and req.region) or o.region == req.region,
+            lambda left: f"no matching machine is in region {req.region!r}",
+        ),
+        (
+            lambda o: o.currency == req.currency,
+            lambda left: f"no matching machine is priced in {req.currency}",
+        ),
+        (
+            lambda o: o.price_minor <= req.max_price_minor,
+            lambda left: (
+                f"no matching machine is offered at or below {req.max_price_minor} "
+                f"{req.currency} minor units per GPU-hour "
+                f"(cheapest: {min(o.price_minor for o in left)})"
+            ),
+        ),
+    ]
+    for keep, why in checks:
+        kept = [o for o in pool if keep(o)]
+        if not kept:
+            return why(pool)
+        pool = kept
+    k = len(pool)
+    if k < machines_needed:
+        return (
+            f"hot standby needs {machines_needed} matching machines; "
+            f"{k} {'is' if k == 1 else 'are'} registered"
+        )
+    healthy = [o for o in pool if is_healthy(o, now_ts, heartbeat_timeout_s)]
+    if not healthy:
+        return (
+            f"all {k} matching machine{'s are' if k > 1 else ' is'} offline (no recent heartbeat)"
+        )
+    free = [o for o in healthy if o.available_gpus >= n]
+    if len(free) < machines_needed:
+        return (
+            f"all matching machines busy ({k} match, {len(healthy)} online, "
+            f"{len(free)} with {n} free GPUs)"
+        )
+    return "waiting for capacity"
 
 
 def rank_offers(

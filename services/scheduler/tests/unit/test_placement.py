@@ -345,3 +345,80 @@ def test_shuffled_input_order_does_not_change_the_choice() -> None:
         by_price = sorted(offers, key=lambda o: (o.price_minor, o.offer_id))
         got = S.top_candidates(by_price, r, NOW, 30.0, k=5)
         assert [o.offer_id for o in got] == [o.offer_id for o in expected]
+
+
+# ------------------------------------------------------------------ why a job waits
+
+
+def _busy(o: S.OfferView) -> S.OfferView:
+    o.available_gpus = 0
+    return o
+
+
+@pytest.mark.parametrize(
+    ("offers", "r", "standby", "expected"),
+    [
+        ([], req(), 1, "no machine is registered and active"),
+        (
+            [offer("a", gpus=8), offer("b", gpus=2)],
+            req(gpu_count=64),
+            1,
+            "no registered machine has 64 GPUs (largest: 8)",
+        ),
+        (
+            [offer("a", gpus=8, status=S.DRAINING)],
+            req(),
+            1,
+            "no machine is registered and active",
+        ),
+        (
+            [offer("a", model="NVIDIA A100 80GB")],
+            req(gpu_model="H100"),
+            1,
+            "no registered machine with 1+ GPUs has GPU model 'H100' (models: NVIDIA A100 80GB)",
+        ),
+        (
+            [offer("a", mem=24)],
+            req(min_gpu_memory_gb=48),
+            1,
+            "no matching machine has GPUs with 48 GB of memory (largest: 24 GB)",
+        ),
+        ([offer("a")], req(container=True), 1, "no matching machine can run container images"),
+        (
+            [offer("a", region="us-east")],
+            req(region="eu-west", region_strict=True),
+            1,
+            "no matching machine is in region 'eu-west'",
+        ),
+        (
+            [offer("a", price=500), offer("b", price=400)],
+            req(max_price_minor=300),
+            1,
+            "no matching machine is offered at or below 300 USD minor units per GPU-hour "
+            "(cheapest: 400)",
+        ),
+        (
+            [offer("a")],
+            req(),
+            2,
+            "hot standby needs 2 matching machines; 1 is registered",
+        ),
+        (
+            [offer("a", hb_age=600)],
+            req(),
+            1,
+            "all 1 matching machine is offline (no recent heartbeat)",
+        ),
+        (
+            [_busy(offer("a")), _busy(offer("b")), offer("c", gpus=1)],
+            req(gpu_count=2),
+            1,
+            "all matching machines busy (2 match, 2 online, 0 with 2 free GPUs)",
+        ),
+        ([offer("a")], req(), 1, "waiting for capacity"),
+    ],
+)
+def test_placement_reason_says_why_a_job_waits(
+    offers: list[S.OfferView], r: S.Requirements, standby: int, expected: str
+) -> None:
+    assert S.placement_reason(offers, r, NOW, 30.0, machines_needed=standby) == expected
