@@ -23,7 +23,7 @@ from pymongo import AsyncMongoClient
 from benchmarks._common import write_results
 from qlp_infra.topics import provision
 from qlp_kit.consumer import ConsumerRunner, RetryPolicy, register_consumer
-from qlp_kit.outbox import OutboxRelay
+from qlp_kit.outbox import OutboxRelay, OutboxWakeup
 from qlp_kit.producer import Producer
 from qlp_testing.infra import start_embedded
 from qlp_testing.probe import ProbeSettings, RecordsIn, build_records, consumers
@@ -88,7 +88,10 @@ async def _start_consumer(
 async def run(n: int) -> dict[str, Any]:
     infra = start_embedded()
     try:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url)
+        # as a service's client: its outbox writes wake the relay
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            infra.mongodb_url, event_listeners=[OutboxWakeup()]
+        )
         producer = Producer(infra.kafka)
         await producer.start()
         out: dict[str, Any] = {"events": n}

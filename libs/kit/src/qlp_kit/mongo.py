@@ -134,7 +134,10 @@ class Mongo:
     def __init__(
         self, url: str, database: str, *, tenant_guard: Sequence[str] | None = None
     ) -> None:
-        listeners: list[monitoring.CommandListener] = []
+        from qlp_kit.outbox import OutboxWakeup  # here: the outbox module imports this one
+
+        self.outbox_wakeup = OutboxWakeup()  # wakes this process's relay on outbox writes
+        listeners: list[monitoring.CommandListener] = [self.outbox_wakeup]
         self.guard: TenantGuard | None = None
         if tenant_guard:
             self.guard = TenantGuard(database, tenant_guard)

@@ -10,8 +10,6 @@ own retry decisions, and raise :class:`TransientError` to ask for a retry explic
 
 from __future__ import annotations
 
-import asyncio
-
 from aiokafka import errors as kafka_errors
 from pymongo import errors as mongo_errors
 
@@ -85,7 +83,7 @@ def _one(exc: BaseException) -> bool:
         return isinstance(code, int) and code in _MONGO_TRANSIENT_CODES
     if isinstance(exc, kafka_errors.KafkaError):
         return bool(getattr(exc, "retriable", False))
-    if isinstance(exc, asyncio.TimeoutError | ConnectionError | TimeoutError):
+    if isinstance(exc, ConnectionError | TimeoutError):  # asyncio.TimeoutError is TimeoutError
         return True
     return isinstance(exc, OSError) and not isinstance(exc, _LOCAL_OS_ERRORS)
 
