@@ -2,8 +2,8 @@
 
 ``type`` is a stable URI per kind of problem, so clients can branch on it.
 
-A problem raised before the endpoint executed anything (the request failed
-validation) carries ``x-qlp-not-executed: 1``: the gateway then stores no
+A problem given before the endpoint executed anything (the request failed
+validation, or no route or method matched) carries ``x-qlp-not-executed: 1``: the gateway then stores no
 idempotent answer for it and strips the header before answering the client.
 """
 
@@ -98,9 +98,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         title = _STATUS_TYPES.get(exc.status_code, "error").replace("-", " ").capitalize()
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(
-            Problem(exc.status_code, title, detail, headers=dict(exc.headers or {})), request
-        )
+        # Services raise Problem, never HTTPException: this one is the framework's own
+        # (no such route, wrong method, body too large), given before any endpoint ran.
+        headers = {**(exc.headers or {}), **NOT_EXECUTED}
+        return problem_response(Problem(exc.status_code, title, detail, headers=headers), request)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -23,6 +23,8 @@ def _app() -> tuple[FastAPI, list[int]]:
         ran.append(body.n)
         if body.n == 409:
             raise Problem(409, "Conflict", "already there")
+        if body.n == 404:
+            raise Problem(404, "Not found", "no such thing")
         return {"n": body.n}
 
     return app, ran
@@ -37,6 +39,10 @@ def test_validation_failures_are_marked_not_executed() -> None:
         assert r.headers[NOT_EXECUTED_HEADER] == "1"
     r = c.post("/things", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.headers[NOT_EXECUTED_HEADER] == "1"
+    # No route, or not this method: the framework answers before any endpoint.
+    assert c.post("/nothing", json={"n": 1}).headers[NOT_EXECUTED_HEADER] == "1"
+    wrong_method = c.put("/things", json={"n": 1})
+    assert wrong_method.status_code == 405 and wrong_method.headers[NOT_EXECUTED_HEADER] == "1"
     assert ran == []
 
 
@@ -45,7 +51,8 @@ def test_answers_of_the_endpoint_are_not_marked() -> None:
     c = TestClient(app)
     ok = c.post("/things", json={"n": 1})
     conflict = c.post("/things", json={"n": 409})
-    assert ok.status_code == 200 and conflict.status_code == 409
-    assert NOT_EXECUTED_HEADER not in ok.headers
-    assert NOT_EXECUTED_HEADER not in conflict.headers
-    assert ran == [1, 409]
+    missing = c.post("/things", json={"n": 404})
+    assert ok.status_code == 200 and conflict.status_code == 409 and missing.status_code == 404
+    for r in (ok, conflict, missing):
+        assert NOT_EXECUTED_HEADER not in r.headers
+    assert ran == [1, 409, 404]

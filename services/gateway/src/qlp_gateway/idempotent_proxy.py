@@ -51,6 +51,16 @@ def _conflict(
     )
 
 
+def _store_unavailable(headers: dict[str, str]) -> Problem:
+    return Problem(
+        503,
+        "Service unavailable",
+        "idempotency keys cannot be recorded right now; retry later",
+        type_="service-unavailable",
+        headers={**headers, "Retry-After": "1"},
+    )
+
+
 class IdempotentForwarder:
     def __init__(
         self,
@@ -97,7 +107,11 @@ class IdempotentForwarder:
         fp = idem.fingerprint(request.method, request.url.path, request.url.query, content)
         rid = idem.record_id(principal.org_id, principal.subject, key)
         token = uuid.uuid4().hex
-        existing = await self.repo.claim(rid, principal.org_id, principal.subject, fp, token)
+        try:
+            existing = await self.repo.claim(rid, principal.org_id, principal.subject, fp, token)
+        except Exception as exc:  # the store is down: nothing was sent, nothing is held
+            log.warning("idempotency key not claimed", error=str(exc))
+            raise _store_unavailable(limit_headers) from None
         if existing is None:
             IDEMPOTENCY.labels("claimed").inc()
         else:
@@ -109,13 +123,7 @@ class IdempotentForwarder:
         except Exception as exc:
             log.warning("idempotency record not marked sent", error=str(exc))
             await self._release(rid, token)  # nothing was sent
-            raise Problem(
-                503,
-                "Service unavailable",
-                "idempotency keys cannot be recorded right now; retry later",
-                type_="service-unavailable",
-                headers=limit_headers,
-            ) from None
+            raise _store_unavailable(limit_headers) from None
         if not sent:  # another request took the claim over meanwhile
             raise _conflict(
                 "idempotency-key-in-flight",

@@ -239,3 +239,23 @@ async def test_server_errors_of_the_service_are_stored_and_replayed(
     _problem(again, 500)
     assert again.headers["idempotent-replayed"] == "true"
     assert STATE.executed[tag] == 1
+
+
+@pytest.mark.parametrize("step", ["claim", "mark_sent"])
+async def test_store_down_before_sending_is_503_and_nothing_runs(
+    env: Env, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    async def down(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database is unreachable")
+
+    monkeypatch.setattr(IdempotencyRepository, step, down)
+    tag, key = _tag(), f"k-{uuid.uuid4().hex}"
+    auth = env.auth(env.org(), key)
+    refused = await client.post(f"{BASE}/create", params={"tag": tag}, headers=auth)
+    _problem(refused, 503, "service-unavailable")
+    assert refused.headers["retry-after"] == "1"
+    assert STATE.arrived[tag] == 0
+    monkeypatch.undo()
+    # Nothing was sent, so nothing is held: the retry runs.
+    ok = await client.post(f"{BASE}/create", params={"tag": tag}, headers=auth)
+    assert ok.status_code == 201 and STATE.executed[tag] == 1
