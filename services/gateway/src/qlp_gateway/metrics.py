@@ -21,6 +21,7 @@ REJECTED = Counter(
 )
 IDEMPOTENCY = Counter(
     "qlp_gateway_idempotency_total",
-    "Idempotency-Key outcomes (claimed, replay, mismatch, in_flight, take_over)",
+    "Idempotency-Key outcomes (claimed, replay, mismatch, in_flight, take_over, unknown, "
+    "not_stored, released, outcome_unknown, store_failed)",
     ["outcome"],
 )
