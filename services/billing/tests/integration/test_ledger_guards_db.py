@@ -9,6 +9,8 @@ import contextlib
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qlp_billing import ledger as L
 from qlp_billing.service import Billing, BillingError, PaymentRequired
@@ -152,3 +154,51 @@ async def test_void_and_pay_racing_exactly_one_wins(billing: Billing, unique: st
         else:  # both backed off: nothing moved
             assert (bal["balance"]["amount"], bal["receivable"]["amount"]) == (10_000, 2_500)
     assert (await billing.ledger_check()).ok
+
+
+# ---- random sequences against the real store ----------------------------------------
+
+_ORGS = ["a", "b"]
+_op = st.one_of(
+    st.tuples(st.just("topup"), st.sampled_from(_ORGS), st.integers(1, 5_000)),
+    st.tuples(
+        st.just("sale"), st.sampled_from(_ORGS), st.sampled_from(_ORGS), st.integers(1, 3_000)
+    ),
+    st.tuples(st.just("payout"), st.sampled_from(_ORGS)),
+    st.tuples(st.just("reverse"), st.integers(0, 20)),
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(_op, min_size=1, max_size=14))
+async def test_random_sequences_never_take_an_account_below_zero(
+    billing: Billing, ops: list[tuple[Any, ...]]
+) -> None:
+    run = new_id("run")[-8:].lower()
+    org = {o: f"org_h{o}{run}" for o in _ORGS}
+    txns: list[str] = []
+    for n, o in enumerate(ops):
+        try:
+            if o[0] == "topup":
+                await billing.top_up(org[o[1]], Money(o[2]), f"pay_{run}_{n}")
+                txns.append(f"topup-pay_{run}_{n}")
+            elif o[0] == "sale":  # topped up first, so the sale goes through
+                pid = f"pur_{run}_{n}"
+                await billing.top_up(org[o[1]], Money(o[3]), f"pay_{run}_{n}")
+                await billing.purchase(org[o[1]], pid, org[o[2]], Money(o[3]), 3_000)
+                txns.append(f"sale-{pid}")
+            elif o[0] == "payout":
+                await billing.payout(org[o[1]], L.CREATOR_PAYABLE)
+            elif o[0] == "reverse" and txns:
+                await billing.reverse(txns[o[1] % len(txns)], "random")
+        except BillingError:
+            pass  # a refusal is an answer; the invariants below must hold either way
+    report = await billing.ledger_check()
+    assert report.ok, (ops, report.to_dict())
+    for o in _ORGS:
+        for kind in (L.CREATOR_PAYABLE, L.CUSTOMER_BALANCE):
+            assert -await billing.store.account_balance(L.account(kind, org[o])) >= 0
