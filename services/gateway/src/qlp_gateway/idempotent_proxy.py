@@ -108,7 +108,12 @@ class IdempotentForwarder:
         rid = idem.record_id(principal.org_id, principal.subject, key)
         token = uuid.uuid4().hex
         try:
+            legacy = await self.repo.legacy(principal.org_id, key, fp)
+            if legacy is not None:  # claimed before the upgrade: never run it again
+                raise self._legacy_conflict(legacy, limit_headers)
             existing = await self.repo.claim(rid, principal.org_id, principal.subject, fp, token)
+        except Problem:
+            raise
         except Exception as exc:  # the store is down: nothing was sent, nothing is held
             log.warning("idempotency key not claimed", error=str(exc))
             raise _store_unavailable(limit_headers) from None
@@ -184,6 +189,25 @@ class IdempotentForwarder:
             "idempotency-key-in-flight",
             "a request with this Idempotency-Key is still being processed",
             limit_headers,
+        )
+
+    def _legacy_conflict(self, legacy: idem.Existing, headers: dict[str, str]) -> Problem:
+        IDEMPOTENCY.labels("legacy").inc()
+        if legacy.state == idem.DONE:
+            return _conflict(
+                "idempotency-response-not-stored",
+                f"the request with this Idempotency-Key was executed (status "
+                f"{legacy.status}) before this gateway's upgrade; its answer is not replayed",
+                headers,
+                retry_after_s=int(self.lock_s),
+                executed_status=legacy.status,
+            )
+        return _conflict(
+            "idempotency-outcome-unknown",
+            "the request with this Idempotency-Key may have been executed before this "
+            "gateway's upgrade; it is not executed again",
+            headers,
+            retry_after_s=int(self.lock_s),
         )
 
     async def _exchange(

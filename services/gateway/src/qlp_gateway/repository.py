@@ -85,6 +85,16 @@ class IdempotencyRepository:
                 return existing_from_doc(doc)
         raise RuntimeError(f"idempotency record {rid} could not be claimed or read")
 
+    async def legacy(self, org_id: str, key: str, fp: str) -> Existing | None:
+        """A record of the former, org-scoped layout (``<org>:<key>``, kept up to 24 h
+        after the upgrade) for this very request, or None. Its caller is not known, so
+        it is never replayed; its request must not run again either."""
+        doc = await self.coll.find_one({"_id": f"{org_id}:{key}", "fingerprint": fp})
+        if doc is None or "subject" in doc:
+            return None
+        doc["claimed_ms"] = 0
+        return existing_from_doc(doc)
+
     async def take_over(self, rid: str, old_token: str, token: str) -> bool:
         """Take over a claim whose gateway died before sending (only one taker wins)."""
         res = await self.coll.update_one(

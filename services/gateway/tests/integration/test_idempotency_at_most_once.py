@@ -259,3 +259,40 @@ async def test_store_down_before_sending_is_503_and_nothing_runs(
     # Nothing was sent, so nothing is held: the retry runs.
     ok = await client.post(f"{BASE}/create", params={"tag": tag}, headers=auth)
     assert ok.status_code == 201 and STATE.executed[tag] == 1
+
+
+@pytest.mark.parametrize(
+    ("state", "type_suffix"),
+    [
+        ("pending", "idempotency-outcome-unknown"),
+        ("done", "idempotency-response-not-stored"),
+    ],
+)
+async def test_records_of_the_former_org_scoped_layout_are_never_rerun(
+    env: Env, client: httpx.AsyncClient, records: Any, state: str, type_suffix: str
+) -> None:
+    """Before the upgrade a record was ``<org>:<key>`` for the whole org; one left from
+    then (up to 24 h) is neither replayed (whose was it?) nor run again."""
+    org, tag, key = env.org(), _tag(), f"k-{uuid.uuid4().hex}"
+    fp = idem.fingerprint("POST", f"{BASE}/create", f"tag={tag}", b"")
+    legacy: dict[str, Any] = {
+        "_id": f"{org}:{key}",
+        "org_id": org,
+        "key": key,
+        "fingerprint": fp,
+        "state": state,
+        "claimed_at": utcnow(),
+        "created_at": utcnow(),
+    }
+    if state == "done":
+        legacy.update(status=201, headers="{}", body="e30=")
+    await records.insert_one(legacy)
+    auth = env.auth(org, key)
+    for _ in range(2):
+        _conflict(
+            await client.post(f"{BASE}/create", params={"tag": tag}, headers=auth), type_suffix
+        )
+    assert STATE.arrived[tag] == 0
+    # Another request under the same key is not that request: it runs.
+    other = await client.post(f"{BASE}/create", params={"tag": tag, "n": "2"}, headers=auth)
+    assert other.status_code == 201 and STATE.executed[tag] == 1
