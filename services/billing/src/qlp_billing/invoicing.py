@@ -12,7 +12,7 @@ import structlog
 from qlp_billing import ledger as L
 from qlp_billing import metering as M
 from qlp_billing import pricing
-from qlp_billing.base import BillingBase, BillingError, Conflict, NotFound, PaymentRequired
+from qlp_billing.base import BillingBase, BillingError, Conflict, NotFound
 from qlp_billing.events import bev, bt, money, out, ts
 from qlp_billing.plans import Plan, get_plan
 from qlp_billing.timeutil import dt, ms
@@ -361,7 +361,7 @@ class Invoicing(BillingBase):
                 {"status": "voiding"},
                 {"$set": {"status": inv.get("voiding_from") or "finalized"}},
             )
-            raise PaymentRequired("the invoice's receivable is no longer there; not voided")
+            raise Conflict("the invoice was paid meanwhile (its receivable is gone); not voided")
         res = await self.store.update_invoice(
             org_id,
             invoice_id,
