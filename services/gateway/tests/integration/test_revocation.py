@@ -34,6 +34,7 @@ WITHIN_S = 30.0
 class Env:
     url: str
     identity: str
+    replica: str  # a second gateway replica, same settings
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +67,11 @@ async def env(qlp_infra: TestInfra) -> AsyncIterator[Env]:
                 "anonymous_per_minute": 100_000,
             }
         )
-        async with running_app(gateway_service, settings) as url:
-            yield Env(url, identity)
+        async with (
+            running_app(gateway_service, settings) as url,
+            running_app(gateway_service, settings) as replica,
+        ):
+            yield Env(url, identity, replica)
 
 
 @pytest.fixture
@@ -204,3 +208,23 @@ async def test_role_change_outdates_tokens_and_narrows_keys(client: httpx.AsyncC
     me = await _me(client, fresh.json()["access_token"])
     assert me.status_code == 200, me.text
     assert me.json()["role"] == "viewer"
+
+
+async def test_every_replica_gets_every_invalidation(env: Env, client: httpx.AsyncClient) -> None:
+    """Two gateways with the same settings: the key cached on both is refused by both
+    (a shared consumer group would give each event to one of them only)."""
+    owner = await _signup(client)
+    made = await _key(client, owner, ["generations:read"])
+    async with httpx.AsyncClient(base_url=env.replica, timeout=30) as other:
+        for c in (client, other):
+            assert (await _me(c, made["key"])).status_code == 200
+        r = await client.delete(f"/v1/api-keys/{made['id']}", headers=bearer(owner))
+        assert r.status_code == 204, r.text
+        for c in (client, other):
+            await eventually(
+                lambda c=c: _me(c, made["key"]),
+                lambda resp: resp.status_code == 401,
+                timeout=WITHIN_S,
+                what=f"the revoked key refused by {c.base_url}",
+                interval=0.1,
+            )
