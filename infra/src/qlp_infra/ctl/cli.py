@@ -150,7 +150,8 @@ def collect_status(target: Target) -> dict[str, Any]:
             except CtlError as exc:
                 ready, checks = False, str(exc)
         rows.append({**asdict(info), "readyz": ready, "checks": checks})
-    groups = _consumer_groups(target, [r["name"] for r in rows if r["readyz"]])
+    # a service that is not ready still says which groups it runs (and their lag matters)
+    groups = _consumer_groups(target, [r["name"] for r in rows if r["readyz"] is not None])
     lag: list[dict[str, Any]] = []
     dlq: list[dict[str, Any]] = []
     problems = []
