@@ -78,7 +78,7 @@ class Decision:
 
 
 #: Policy names by bucket kind (the part of the bucket key before the colon).
-POLICY_NAMES = {"org": "org", "key": "api-key", "ip": "anonymous", "authfail": "auth-failures"}
+POLICY_NAMES = {"org": "default", "key": "api-key", "ip": "anonymous", "authfail": "auth-failures"}
 
 
 def policy_name(bucket_key: str) -> str:

@@ -149,7 +149,7 @@ async def test_proxies_with_signed_principal_and_request_id(
     assert body["headers"]["x-forwarded-for"] == "127.0.0.1"
     # Upstream status and headers come back; set-cookie too.
     assert resp.headers["x-upstream"] == "fake" and resp.headers["set-cookie"] == "a=1"
-    assert resp.headers["RateLimit-Policy"] == '"org";q=5;w=60'
+    assert resp.headers["RateLimit-Policy"] == '"default";q=5;w=60'
     # Encoded paths pass as sent; dot segments never route.
     enc = await client.get("/v1/projects/a%20b", headers=env.auth())
     assert enc.json()["path"] == "/v1/projects/a b"
@@ -368,7 +368,7 @@ async def test_idempotency_replay_mismatch_and_in_flight(
 
 
 def _remaining(resp: httpx.Response) -> int:
-    """``r`` of ``RateLimit: "org";r=<remaining>;t=<seconds>``."""
+    """``r`` of ``RateLimit: "default";r=<remaining>;t=<seconds>``."""
     return int(resp.headers["ratelimit"].split(";r=", 1)[1].split(";", 1)[0])
 
 
@@ -392,7 +392,7 @@ async def test_rate_limit_429_with_headers(env: Env, client: httpx.AsyncClient) 
     refused = await client.get("/v1/projects/p", headers=auth)
     body = _problem(refused, 429)
     assert body["type"].endswith("rate-limited")
-    assert refused.headers["ratelimit-policy"] == '"org";q=5;w=60'
+    assert refused.headers["ratelimit-policy"] == '"default";q=5;w=60'
     assert _remaining(refused) == 0
     assert int(refused.headers["retry-after"]) >= 1
     assert int(refused.headers["ratelimit"].rsplit(";t=", 1)[1]) >= 1
@@ -434,7 +434,7 @@ async def test_plan_change_event_raises_the_limit(env: Env, client: httpx.AsyncC
             break
         assert time.monotonic() < deadline, "plan change never arrived"
         await asyncio.sleep(0.3)
-    assert r.headers["ratelimit-policy"] == '"org";q=500;w=60'
+    assert r.headers["ratelimit-policy"] == '"default";q=500;w=60'
 
 
 async def test_openapi_docs_cors_and_health(env: Env, client: httpx.AsyncClient) -> None:

@@ -32,7 +32,7 @@ async def test_api_key_bucket_counts_down_then_429_with_retry_after(
     org = env.org()
     _, secret = FAKE_IDENTITY.add_api_key(org)
     auth = {"Authorization": f"Bearer {secret}"}
-    policy = f'"org";q=6000;w=60, "api-key";q={KEY_PER_MINUTE};w=60'
+    policy = f'"default";q=6000;w=60, "api-key";q={KEY_PER_MINUTE};w=60'
     seen = []
     for _ in range(KEY_PER_MINUTE * 2):  # refill is one per second: never far past 60
         r = await client.post(f"{BASE}/create", params={"tag": tag()}, headers=auth)
@@ -54,8 +54,8 @@ async def test_api_key_bucket_counts_down_then_429_with_retry_after(
         f"{BASE}/create", params={"tag": tag()}, headers=env.auth(org, "k-user")
     )
     assert user.status_code == 201
-    assert user.headers["ratelimit-policy"] == '"org";q=6000;w=60'
-    assert _limit(user)[0] == "org"
+    assert user.headers["ratelimit-policy"] == '"default";q=6000;w=60'
+    assert _limit(user)[0] == "default"
 
 
 async def test_anonymous_routes_have_their_own_policy(env: Env, client: httpx.AsyncClient) -> None:

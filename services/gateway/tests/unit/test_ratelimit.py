@@ -23,8 +23,8 @@ def test_bucket_allows_burst_then_refuses_then_refills() -> None:
     refused = decisions[-1]
     assert refused.retry_after_s == 20  # one token per 20 s
     h = refused.headers()
-    assert h["RateLimit-Policy"] == '"org";q=3;w=60'
-    assert h["RateLimit"] == '"org";r=0;t=60'
+    assert h["RateLimit-Policy"] == '"default";q=3;w=60'
+    assert h["RateLimit"] == '"default";r=0;t=60'
     assert h["Retry-After"] == "20"
     assert "Retry-After" not in decisions[0].headers()
     clock.t += 20
@@ -49,7 +49,7 @@ def test_api_key_and_org_buckets_are_all_or_nothing() -> None:
     # A refusal takes nothing from the org: another key still has 8.
     got = [rl.check([("org:a", 10), ("key:k2", 100)]) for _ in range(9)]
     assert [d.allowed for d in got] == [True] * 8 + [False]
-    assert got[-1].scope == "org"
+    assert got[-1].scope == "default"
 
 
 def test_plan_upgrade_keeps_used_share_and_raises_limit() -> None:

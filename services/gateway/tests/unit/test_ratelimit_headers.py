@@ -52,7 +52,7 @@ def test_every_applying_policy_is_listed_and_the_binding_one_named() -> None:
     checks = [("org:o", 1200), ("key:k", 3)]
     d = rl.check(checks)
     h = d.headers()
-    assert _policies(h["RateLimit-Policy"]) == {"org": (1200, 60), "api-key": (3, 60)}
+    assert _policies(h["RateLimit-Policy"]) == {"default": (1200, 60), "api-key": (3, 60)}
     assert _limit(h["RateLimit"]) == ("api-key", 2, 20)
     for _ in range(2):
         rl.check(checks)
@@ -60,7 +60,7 @@ def test_every_applying_policy_is_listed_and_the_binding_one_named() -> None:
     h = refused.headers()
     assert _limit(h["RateLimit"])[:2] == ("api-key", 0)
     assert h["Retry-After"] == "20"
-    assert _policies(h["RateLimit-Policy"]) == {"org": (1200, 60), "api-key": (3, 60)}
+    assert _policies(h["RateLimit-Policy"]) == {"default": (1200, 60), "api-key": (3, 60)}
 
 
 @given(
@@ -75,9 +75,9 @@ def test_headers_always_parse_and_stay_within_the_quota(capacity: int, n: int, d
         clock.t += dt
         d = rl.check([("org:o", capacity)])
         h = d.headers()
-        assert _policies(h["RateLimit-Policy"]) == {"org": (capacity, 60)}
+        assert _policies(h["RateLimit-Policy"]) == {"default": (capacity, 60)}
         name, r, t = _limit(h["RateLimit"])
-        assert name == "org" and 0 <= r <= capacity and 0 <= t <= 60
+        assert name == "default" and 0 <= r <= capacity and 0 <= t <= 60
         assert ("Retry-After" in h) == (not d.allowed)
         if not d.allowed:
             assert r == 0 and int(h["Retry-After"]) >= 1
