@@ -136,7 +136,8 @@ async def test_failing_longer_than_max_attempts_for_infrastructure_is_retried_un
 ) -> None:
     """Events whose handler raises a database connection error many times more than
     ``max_attempts`` are applied once when it recovers, and none is dead-lettered,
-    while a genuinely bad (poison) event still goes to the DLQ."""
+    not even across a restart during the outage, while a genuinely bad (poison) event
+    still goes to the DLQ."""
     env = _env(qlp_infra.mongodb_url, qlp_infra.kafka, unique)
     org, group = f"org_{unique}", env["QLP_PROBE_GROUP"]
     svc = ServiceProcess(PROBE, env, tmp_logs, "probe")
@@ -161,6 +162,12 @@ async def test_failing_longer_than_max_attempts_for_infrastructure_is_retried_un
             assert await _retries(c, svc.url, group) >= 20
             assert len(await dlq.peek(qlp_infra.kafka, group, idle_s=0.5)) == 1
             assert (await _tally(svc.url, org))["effects"] == 10
+            # Stopping meanwhile: the handler gives up waiting, the batch is rewound (not
+            # committed, not dead-lettered) and the process exits on its own (SIGTERM,
+            # not the SIGKILL that follows 15 s later).
+            svc.stop()
+            assert svc.proc is not None and svc.proc.returncode != -9
+            await svc.start()
             (await c.post(f"{svc.url}/v1/probe/heal")).raise_for_status()
         await _wait_effects(svc.url, org, 15)
         await asyncio.sleep(1.0)

@@ -157,7 +157,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             )
         return 0
     n = asyncio.run(dlq.replay(boot, args.group, limit=args.limit))
-    print(f"replayed {n} message(s) from the DLQ of {args.group}")
+    more = " (limit reached; `qlp dlq list` shows what is left)" if args.limit == n else ""
+    print(f"replayed {n} message(s) from the DLQ of {args.group}{more}")
     return 0
 
 
@@ -185,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     dq = sub.add_parser("dlq", help="dead-letter topics")
     dq.add_argument("action", choices=["list", "replay"])
     dq.add_argument("--group", required=True, help="consumer group, e.g. billing.usage")
-    dq.add_argument("--limit", type=int)
+    dq.add_argument(
+        "--limit", type=int, help="replay at most N (the rest stays in the DLQ for the next replay)"
+    )
     dq.add_argument("--bootstrap")
     dq.set_defaults(fn=cmd_dlq)
     return p

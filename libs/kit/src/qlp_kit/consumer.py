@@ -122,11 +122,17 @@ class ConsumerRunner:
     service: str = "service"
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
+    stopping_probe: Callable[[], bool] | None = field(default=None, repr=False)
+
     def stop(self) -> None:
         """The process is stopping: an infrastructure failure from now on ends the
         batch with that error (the batch is NACKed and rewound, never committed)
-        instead of waiting for the infrastructure to come back."""
+        instead of waiting for the infrastructure to come back. ``register_consumer``
+        also ties this to its subscriber stopping."""
         self._stopping.set()
+
+    def _should_stop(self) -> bool:
+        return self._stopping.is_set() or bool(self.stopping_probe and self.stopping_probe())
 
     async def _wait_transient(self, exc: Exception, attempt: int, event_id: str) -> None:
         """Back off after an infrastructure failure; re-raise it when stopping."""
@@ -138,14 +144,15 @@ class ConsumerRunner:
             attempt=attempt,
             error=f"{type(exc).__name__}: {exc}",
         )
-        if self._stopping.is_set():
-            raise exc
-        try:
-            await asyncio.wait_for(
-                self._stopping.wait(), timeout=self.retry.transient_delay(attempt)
-            )
-        except TimeoutError:
-            return
+        deadline = asyncio.get_running_loop().time() + self.retry.transient_delay(attempt)
+        while not self._should_stop():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            try:  # in slices, so a stopping subscriber is noticed within 0.2 s
+                await asyncio.wait_for(self._stopping.wait(), timeout=min(left, 0.2))
+            except TimeoutError:
+                pass
         raise exc
 
     def _wanted(self, ev: Event) -> bool:
@@ -272,7 +279,7 @@ def register_consumer(
         await runner.handle_records(records)
 
     _on_batch.__name__ = f"consume_{spec.group.replace('.', '_').replace('-', '_')}"
-    broker.subscriber(
+    subscriber = broker.subscriber(
         *spec.topics,
         group_id=spec.group,
         batch=True,
@@ -282,7 +289,12 @@ def register_consumer(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=spec.group,
         description=spec.description or f"consumer group {spec.group}",
-    )(_on_batch)
+    )
+    subscriber(_on_batch)
+    # FastStream clears ``running`` first when it stops a subscriber, then waits up to
+    # its graceful timeout for the handler: a handler waiting out an outage gives up
+    # at once and the batch is NACKed (rewound, not committed).
+    runner.stopping_probe = lambda: not getattr(subscriber, "running", True)
 
 
 class Inbox:

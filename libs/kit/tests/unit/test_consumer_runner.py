@@ -276,3 +276,30 @@ def test_transient_classification() -> None:
     ]
     assert [e for e in transient if not is_transient(e)] == []
     assert [e for e in permanent if is_transient(e)] == []
+
+
+async def test_a_stopping_subscriber_ends_the_outage_wait_promptly() -> None:
+    """The probe ``register_consumer`` installs (the subscriber no longer running)
+    makes a handler waiting out an outage give up within a slice, instead of holding
+    shutdown for the whole backoff (or FastStream's graceful timeout)."""
+    import asyncio
+
+    import pytest
+    from pymongo.errors import AutoReconnect
+
+    running = True
+
+    async def handler(ev: Event) -> None:
+        raise AutoReconnect("database away")
+
+    prod = FakeProducer()
+    slow = RetryPolicy(max_attempts=3, initial_s=60.0, max_s=60.0)
+    runner = ConsumerRunner(ConsumerSpec("g", ["t"], handler), prod, slow)  # type: ignore[arg-type]
+    runner.stopping_probe = lambda: not running
+    task = asyncio.create_task(runner.handle_records([_record(1)]))
+    await asyncio.sleep(0.3)
+    assert not task.done()  # waiting out the outage (a 30-60 s backoff)
+    running = False
+    with pytest.raises(AutoReconnect):
+        await asyncio.wait_for(task, 10)  # far less than the backoff
+    assert prod.sent == []
