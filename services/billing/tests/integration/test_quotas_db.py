@@ -3,6 +3,7 @@ reserved`` through Enterprise custom limits and plan changes."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from qlp_billing import quotas as Q
 from qlp_billing.plans import GENERATIONS
-from qlp_billing.service import Billing
+from qlp_billing.service import Billing, Conflict
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -63,3 +64,27 @@ async def test_custom_limits_then_period_end_downgrade_keep_the_invariant(
     assert q[GENERATIONS]["available"] == 100
     assert q["storage_gb"]["available"] == 10
     assert Q.violations(q) == {}
+
+
+async def test_limit_changes_racing_reservations_keep_the_invariant(
+    billing: Billing, mongo_db: Any, unique: str
+) -> None:
+    org = f"org_cr{unique}"
+    await billing.open_subscription(org, plan_id="enterprise")
+
+    async def change(limit: int) -> None:
+        for _ in range(5):  # a version conflict after the internal retries: try again
+            try:
+                await billing.set_custom_limits(org, {GENERATIONS: limit})
+                return
+            except Conflict:
+                await asyncio.sleep(0.05)
+
+    await asyncio.gather(
+        *(billing.reserve(org, f"r{i}", "generations.t0", 3) for i in range(60)),
+        *(change(x) for x in (-1, 300, 5_000, 40, -1, 1_000)),
+    )
+    sub = await mongo_db["subscriptions"].find_one({"_id": org})
+    q = sub["quotas"]
+    assert Q.violations(q) == {}, q
+    assert q[GENERATIONS]["reserved"] == 3 * len(sub["res"])
