@@ -1,7 +1,8 @@
 """``python -m qlp_kit.indexes ensure <service>``: the chart's index hook, against the real
 database. It must create exactly the indexes the service's startup would (definition
 indexes and the outbox relay's), be safe to run again, and fail (so the hook Job
-retries) while MongoDB cannot be reached."""
+retries) while MongoDB cannot be reached. It gets only what the chart puts inline (the
+ConfigMap's keys): before a first install the platform Secret does not exist yet."""
 
 from __future__ import annotations
 
@@ -50,7 +51,6 @@ async def test_index_hook_creates_the_services_indexes_idempotently(
         "KAFKA_BOOTSTRAP_SERVERS": qlp_infra.kafka,
         "MONGODB_URL": qlp_infra.mongodb_url,
         f"QLP_{service.upper()}_MONGODB_DATABASE": mongo_db_name,
-        "QLP_INTERNAL_AUTH_SECRET": "test-internal-secret",
     }
     first = _run(service, env)
     assert first.returncode == 0, first.stderr
