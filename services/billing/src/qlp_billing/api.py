@@ -265,7 +265,7 @@ async def list_invoices(
     cursor: str | None = None,
 ) -> InvoiceList:
     try:
-        docs, nxt = await _billing(ctx).store.page_invoices(principal.org_id, limit, cursor)
+        docs, nxt = await _billing(ctx).invoices(principal.org_id, limit, cursor)
     except ValueError:
         raise Problem(400, "Bad cursor", "malformed cursor") from None
     return InvoiceList(items=[_inv_out(d) for d in docs], next_cursor=nxt)

@@ -96,6 +96,13 @@ class Invoicing(BillingBase):
             view["status"] = view.get("voiding_from") or "finalized"
         return view
 
+    async def invoices(
+        self, org_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[Doc], str | None]:
+        """A page of the org's invoices as shown (a claim in progress as its origin)."""
+        docs, nxt = await self.store.page_invoices(org_id, limit, cursor)
+        return [self._invoice_view(d) for d in docs], nxt
+
     async def upcoming_invoice(self, org_id: str) -> Doc:
         sub = await self.subscription(org_id)
         lines = await self._lines(sub, sub["period"])

@@ -202,3 +202,14 @@ async def test_random_sequences_never_take_an_account_below_zero(
     for o in _ORGS:
         for kind in (L.CREATOR_PAYABLE, L.CUSTOMER_BALANCE):
             assert -await billing.store.account_balance(L.account(kind, org[o])) >= 0
+
+
+async def test_a_claim_in_progress_shows_as_its_origin(billing: Billing, unique: str) -> None:
+    org = f"org_vs{unique}"
+    inv = await _booked_invoice(billing, org, 1_000)
+    await billing.store.update_invoice(org, inv["_id"], {}, {"$set": {"status": "paying"}})
+    items, _ = await billing.invoices(org, 10, None)
+    assert [i["status"] for i in items] == ["finalized"]
+    assert (await billing.invoice(org, inv["_id"]))["status"] == "finalized"
+    with pytest.raises(BillingError):  # a payment in progress cannot be voided
+        await billing.void_invoice(org, inv["_id"])
