@@ -94,6 +94,17 @@ class Scheduler:
         self.index = OfferIndex()
         self.bucket = AsyncGridFSBucket(repo.db, bucket_name=settings.checkpoint_bucket)
         self._waiters: dict[str, asyncio.Event] = {}
+        # True while the change stream on assignments runs: waiting long-polls then
+        # need the database only at the end (and a slow safety re-check)
+        self.watching = False
+        # set when this process sees capacity appear (GPUs released, a provider
+        # registered or back online): the placement retry loop runs at once
+        self.capacity_changed = asyncio.Event()
+        # offer-index pulls that found nothing new in a row (the refresh backs off)
+        self.idle_refreshes = 0
+        # live jobs the last timeout round looked at (the timeout loop backs off at 0)
+        self.live_jobs_seen = 0
+        self._refresh_high_ms = 0
         # Set when the Kubernetes backend is enabled (KubernetesLauncher).
         self.k8s: KubernetesLauncher | None = None
         self._refresh_lock = asyncio.Lock()
@@ -111,15 +122,38 @@ class Scheduler:
             docs = await self.repo.offers_changed_since(
                 None if since is None else ms(since) - overlap_ms
             )
+            newer = 0
             for doc in docs:
-                self.index.upsert(view_from_doc(doc, now, self.settings.reliability_window_min))
+                self._index_doc(doc, now)
+                changed = int(doc.get("updated_ms", 0) or 0)
+                if changed > self._refresh_high_ms:
+                    newer += 1
+                    self._refresh_high_ms = changed
             self.index.last_refresh = now
             OFFERS_INDEXED.set(len(self.index))
-            return len(docs)
+            # the overlap re-reads the last pull's newest offers: only newer ones count
+            self.idle_refreshes = 0 if newer else self.idle_refreshes + 1
+            return newer
 
-    def _index_doc(self, doc: Doc | None) -> None:
-        if doc is not None:
-            self.index.upsert(view_from_doc(doc, utcnow(), self.settings.reliability_window_min))
+    def _index_doc(self, doc: Doc | None, now: datetime | None = None) -> None:
+        """Upsert an offer into the index; capacity that appears (more free GPUs, a
+        provider back online or new) wakes the placement retry loop."""
+        if doc is None:
+            return
+        now = now or utcnow()
+        view = view_from_doc(doc, now, self.settings.reliability_window_min)
+        old = self.index.get(view.offer_id)
+        self.index.upsert(view)
+        if view.status != S.ACTIVE or view.available_gpus <= 0:
+            return
+        timeout = self.settings.heartbeat_timeout_s
+        ts = now.timestamp()
+        if (
+            old is None
+            or view.available_gpus > old.available_gpus
+            or (S.is_healthy(view, ts, timeout) and not S.is_healthy(old, ts, timeout))
+        ):
+            self.capacity_changed.set()
 
     async def list_offers(
         self,
@@ -249,19 +283,30 @@ class Scheduler:
         )
 
     async def heartbeat(self, org_id: str, provider_id: str, body: Doc) -> Doc:
+        running = list(body.get("running", []))
+        leases = sorted(
+            f"{r['job_id']}@{int(r['epoch'])}:{r.get('status', 'running')}" for r in running
+        )
         for _ in range(5):
             doc = await self.provider(org_id, provider_id)
             now = utcnow()
             minute = S.minute_of(now)
+            slot = f"{minute % self.settings.reliability_window_min}"
+            if self._heartbeat_changes_nothing(doc, leases, slot, minute, now):
+                # coalesced: no write, no event; liveness stays within its resolution
+                await self.repo.ack_from_heartbeat(
+                    provider_id, {(r["job_id"], int(r["epoch"])) for r in running}, now
+                )
+                return doc
             seq = int(doc.get("hb_seq", 0)) + 1
             known = doc.get("gpus") or {}
             gpus = [g for g in body.get("gpus", []) if g["uuid"] in known]
-            running = list(body.get("running", []))
             sets: Doc = {
                 "last_heartbeat_ms": ms(now),
                 "updated_ms": ms(now),
                 "hb_seq": seq,
-                f"uptime.{minute % self.settings.reliability_window_min}": minute,
+                "hb_leases": leases,
+                f"uptime.{slot}": minute,
             }
             for g in gpus:
                 sets[f"gpu_status.{g['uuid']}"] = {**g, "at_ms": ms(now)}
@@ -278,6 +323,22 @@ class Scheduler:
             provider_id, {(r["job_id"], int(r["epoch"])) for r in running}, now
         )
         return after
+
+    def _heartbeat_changes_nothing(
+        self, doc: Doc, leases: list[str], slot: str, minute: int, now: datetime
+    ) -> bool:
+        """A heartbeat needs no write when the provider is active, holds the same
+        leases as last written, this minute already counts for its reliability, and the
+        last written one is younger than ``heartbeat_write_s`` (well inside the
+        ``heartbeat_timeout_s`` liveness resolution)."""
+        last = doc.get("last_heartbeat_ms")
+        return (
+            doc.get("status") == S.ACTIVE
+            and isinstance(last, int | float)
+            and ms(now) - int(last) < int(self.settings.heartbeat_write_s * 1000)
+            and doc.get("hb_leases") == leases
+            and (doc.get("uptime") or {}).get(slot) == minute
+        )
 
     async def drain(self, org_id: str, provider_id: str) -> Doc:
         doc = await self.provider(org_id, provider_id)
@@ -852,12 +913,32 @@ class Scheduler:
     async def watch_assignments(self) -> None:
         """Wake this process's waiting long-polls when any replica writes assignments
         (a change stream on inserts); without it, waiters re-check the database every
-        ``assignment_poll_s``."""
-        async with await self.repo.watch_assignment_inserts() as stream:
-            async for change in stream:
-                pid = (change.get("fullDocument") or {}).get("provider_id")
-                if pid:
-                    self._notify(str(pid))
+        ``assignment_poll_s``.
+
+        A server that answers ``getMore`` at once instead of awaiting new events (the
+        embedded database does) would make a plain ``async for`` spin, burning CPU in
+        this process and the database: an empty answer that came back quickly is
+        followed by a pause, up to ``assignment_watch_idle_s``."""
+        idle = self.settings.assignment_watch_idle_s
+        pause = min(0.05, idle)
+        stream = await self.repo.watch_assignment_inserts(max_await_ms=int(idle * 1000))
+        async with stream:
+            self.watching = True
+            try:
+                while stream.alive:
+                    t0 = time.monotonic()
+                    change = await stream.try_next()
+                    if change is not None:
+                        pause = min(0.05, idle)
+                        pid = (change.get("fullDocument") or {}).get("provider_id")
+                        if pid:
+                            self._notify(str(pid))
+                        continue
+                    if time.monotonic() - t0 < idle / 2:  # the server did not wait
+                        await asyncio.sleep(pause)
+                        pause = min(idle, pause * 2)
+            finally:
+                self.watching = False
 
     async def poll_assignments(self, org_id: str, provider_id: str, wait_s: float) -> list[Doc]:
         await self.provider(org_id, provider_id)
@@ -868,8 +949,15 @@ class Scheduler:
             if items or remaining <= 0:
                 break
             ev = self._waiters.setdefault(provider_id, asyncio.Event())
+            # woken by this process's writes and (change stream) other replicas'; the
+            # re-check is a safety net, slow while the change stream runs
+            recheck = (
+                self.settings.assignment_recheck_s
+                if self.watching
+                else self.settings.assignment_poll_s
+            )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ev.wait(), min(remaining, self.settings.assignment_poll_s))
+                await asyncio.wait_for(ev.wait(), min(remaining, recheck))
         items.sort(key=lambda a: a.get("seq", 0))
         await self.repo.mark_delivered([a["_id"] for a in items], utcnow())
         return items
@@ -1098,16 +1186,19 @@ class Scheduler:
 
     # ================================================================ background
 
-    async def place_waiting(self) -> int:
-        before = ms(utcnow()) - int(self.settings.placement_retry_s * 1000)
-        n = 0
+    async def place_waiting(self, all_waiting: bool = False) -> int:
+        """Retry jobs waiting for capacity (those not tried for ``placement_retry_s``,
+        or every one of them when capacity just appeared). Returns how many moved on
+        (placed, or failed after the placement timeout)."""
+        before = None if all_waiting else ms(utcnow()) - int(self.settings.placement_retry_s * 1000)
+        placed = 0
         for job in await self.repo.jobs_in_status([S.ESCROW_HELD], before=before):
             try:
-                await self.place_job(job["_id"])
-                n += 1
+                out = await self.place_job(job["_id"])
+                placed += out["status"] != S.ESCROW_HELD
             except Exception as exc:  # keep the loop alive; next round retries
                 log.warning("placement retry failed", job_id=job["_id"], error=str(exc))
-        return n
+        return placed
 
     async def reconcile(self) -> int:
         before = ms(utcnow()) - int(self.settings.reconcile_interval_s * 1000)
@@ -1194,7 +1285,9 @@ class Scheduler:
         """Jobs running past their max duration fail with TIMEOUT."""
         n = 0
         now = utcnow()
-        for job in await self.repo.jobs_in_status(sorted(S.LIVE), limit=500):
+        live = await self.repo.jobs_in_status(sorted(S.LIVE), limit=500)
+        self.live_jobs_seen = len(live)
+        for job in live:
             started = job.get("started_ms") or job.get("placed_ms")
             if not started:
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -33,17 +34,42 @@ async def on_startup(ctx: ServiceContext) -> None:
 
 
 def _loop(
-    name: str, every_s: float, step: Callable[[], Coroutine[Any, Any, Any]]
+    name: str,
+    every_s: float,
+    step: Callable[[], Coroutine[Any, Any, Any]],
+    *,
+    idle_max_s: float | None = None,
+    wake: asyncio.Event | None = None,
+    on_wake: Callable[[], Coroutine[Any, Any, Any]] | None = None,
 ) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Run ``step`` every ``every_s``. With ``idle_max_s``, rounds that found nothing
+    to do (the step returned 0/None/False) double the pause up to ``idle_max_s``, and
+    a round with work resets it: idle costs next to nothing, work is handled at the
+    base rate. With ``wake``, setting that event runs the next round at once (then
+    ``on_wake`` instead of ``step``), never sooner than ``every_s`` after the last."""
+
     async def run() -> None:
+        pause = every_s
         while True:
+            woken = False
+            if wake is not None:
+                woken = wake.is_set()
+                wake.clear()
             try:
-                await step()
+                did = await (on_wake if woken and on_wake is not None else step)()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a database hiccup: try again next round
                 log.warning("background step failed", loop=name, error=str(exc))
+                did = 1
+            if idle_max_s is not None:
+                pause = every_s if did else min(idle_max_s, pause * 2)
             await asyncio.sleep(every_s)
+            if wake is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), max(0.0, pause - every_s))
+            elif pause > every_s:
+                await asyncio.sleep(pause - every_s)
 
     return run
 
@@ -67,19 +93,42 @@ def background(ctx: ServiceContext) -> list[Callable[[], Coroutine[Any, Any, Non
     assert isinstance(settings, SchedulerSettings)
     sched: Scheduler = ctx.extras["scheduler"]
     loops = [
-        _loop("offer-index", settings.offer_refresh_s, sched.refresh_offers),
+        _loop(
+            "offer-index",
+            settings.offer_refresh_s,
+            sched.refresh_offers,
+            idle_max_s=settings.offer_refresh_max_s,
+        ),
         _watch(sched),
     ]
     if settings.background_enabled:
+
+        async def place_all() -> int:
+            return await sched.place_waiting(all_waiting=True)
+
+        async def timeouts() -> int:
+            await sched.expire_overdue()
+            return sched.live_jobs_seen  # live jobs keep the base rate
+
         loops += [
-            _loop("placement-retry", settings.placement_retry_s, sched.place_waiting),
-            _loop("reconcile", settings.reconcile_interval_s, sched.reconcile),
-            _loop("timeouts", 5.0, sched.expire_overdue),
-            _loop("orphan-claims", 30.0, sched.sweep_orphan_claims),
+            # woken when this process sees capacity appear; slow fallback otherwise
+            _loop(
+                "placement-retry",
+                settings.placement_retry_s,
+                sched.place_waiting,
+                idle_max_s=settings.placement_retry_idle_s,
+                wake=sched.capacity_changed,
+                on_wake=place_all,
+            ),
+            # effects a crash left pending, overdue jobs, orphaned claims: rare work,
+            # so rounds that find none back off
+            _loop("reconcile", settings.reconcile_interval_s, sched.reconcile, idle_max_s=60.0),
+            _loop("timeouts", 5.0, timeouts, idle_max_s=60.0),
+            _loop("orphan-claims", 30.0, sched.sweep_orphan_claims, idle_max_s=300.0),
         ]
     if settings.background_enabled and settings.k8s_enabled:
         loops += [
-            _loop("k8s-dispatch", 2.0, sched.dispatch_k8s),
+            _loop("k8s-dispatch", 2.0, sched.dispatch_k8s, idle_max_s=30.0),
             _loop("k8s-status", 5.0, sched.sync_k8s_status),
         ]
     return loops

@@ -283,9 +283,11 @@ class Repository:
         )
         return [d async for d in cur]
 
-    async def watch_assignment_inserts(self) -> Any:
+    async def watch_assignment_inserts(self, max_await_ms: int | None = None) -> Any:
         """A change stream of new assignments (needs a replica set or the embedded db)."""
-        return await self.assignments.watch([{"$match": {"operationType": "insert"}}])
+        return await self.assignments.watch(
+            [{"$match": {"operationType": "insert"}}], max_await_time_ms=max_await_ms
+        )
 
     async def pending_assignments_of(self, provider_ids: Sequence[str]) -> list[Doc]:
         cur = self.assignments.find({"provider_id": {"$in": list(provider_ids)}, "acked": 0})

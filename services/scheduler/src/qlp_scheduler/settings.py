@@ -19,17 +19,31 @@ class SchedulerSettings(ServiceSettings):
     platform_fee_bps: int = 500
     # A provider whose last heartbeat is older than this is not placed on.
     heartbeat_timeout_s: float = 30.0
+    # A heartbeat that changes nothing (same leases, this minute already counted) is
+    # written (with its ProviderHeartbeat event) at most this often.
+    heartbeat_write_s: float = 10.0
     # Reliability = share of minutes with a heartbeat over this rolling window.
     reliability_window_min: int = 60
-    # How often the in-memory offer index pulls changed offers from the database.
+    # How often the in-memory offer index pulls changed offers from the database (this
+    # process's own writes update it at once; the pull is for other replicas' writes).
+    # Pulls that find nothing new back off, doubling up to offer_refresh_max_s.
     offer_refresh_s: float = 0.5
+    offer_refresh_max_s: float = 5.0
     offer_refresh_overlap_s: float = 1.0
-    # Unplaced jobs (no capacity yet) are retried this often, and fail after the timeout.
+    # Unplaced jobs (no capacity yet) are retried at once when this process sees
+    # capacity appear, else every placement_retry_idle_s (capacity seen by another
+    # replica), never more often than placement_retry_s; they fail after the timeout.
     placement_retry_s: float = 2.0
+    placement_retry_idle_s: float = 15.0
     placement_timeout_s: float = 600.0
-    # Long-poll: waiters are woken by a change stream on new assignments (any replica);
-    # this is how often a waiting request re-checks the database regardless.
+    # Long-poll: waiters are woken by this process's writes and by a change stream on
+    # new assignments (any replica). Without the change stream a waiting request
+    # re-checks the database every assignment_poll_s; with it, every
+    # assignment_recheck_s (safety net). An empty change-stream answer that came back
+    # at once is followed by a pause of up to assignment_watch_idle_s.
     assignment_poll_s: float = 1.0
+    assignment_recheck_s: float = 10.0
+    assignment_watch_idle_s: float = 0.5
     max_wait_s: float = 25.0
     # Assignments written for placed jobs are reconciled after this many seconds.
     reconcile_interval_s: float = 5.0
