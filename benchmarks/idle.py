@@ -14,8 +14,9 @@ over ``IDLE_SAMPLE_S`` and prints % of one core per process. N grows from run to
 run; earlier agents stay connected (agent i always uses state folder i).
 
 Environment: ``IDLE_AGENTS`` (comma-separated counts, default ``0,1,20``),
-``IDLE_SAMPLE_S`` (default 30), ``IDLE_SETTLE_S`` (default 15), ``IDLE_NO_WRITE=1``
-(print only; the short check does not overwrite the committed results).
+``IDLE_SAMPLE_S`` (default 30), ``IDLE_SETTLE_S`` (default 15), ``IDLE_SERVICES`` (comma-separated services to
+start, default every installed one), ``IDLE_NO_WRITE=1`` (print only; a quick check
+does not overwrite the committed results).
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL"):
             os.environ.pop(var, None)
-        rt = Runtime(dir_=Path(tmp) / "platform", gateway_port=free_port())
+        only = [x for x in os.environ.get("IDLE_SERVICES", "").split(",") if x.strip()]
+        rt = Runtime(only=only or None, dir_=Path(tmp) / "platform", gateway_port=free_port())
         try:
             st = asyncio.run(rt.start())
             assert st.gateway_url
