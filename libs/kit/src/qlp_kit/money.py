@@ -108,24 +108,65 @@ class Money:
 
 # --- API models (every service's request/response money looks the same) -----------
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator  # noqa: E402
+from pydantic import (  # noqa: E402
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError  # noqa: E402
 
 MAX_MINOR_UNITS = 10**12
+#: The currencies the platform settles (collects, holds and pays out). Prices may be
+#: computed in others (``CURRENCY_EXPONENT``) but the API accepts only these.
+SETTLED_CURRENCIES: tuple[str, ...] = ("USD",)
+#: What a client is told when an amount is not integer minor units.
+AMOUNT_HINT = "amount is an integer in minor units (cents): 50.00 USD is 5000"
+MONEY_EXAMPLE: dict[str, JsonValue] = {"amount": 5000, "currency": "USD"}
+
+
+def _amount(v: object) -> int:
+    """Integer minor units, and nothing else: no strings, fractions, floats or bools
+    (the range is the field's own constraint)."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise PydanticCustomError("money_amount", AMOUNT_HINT)
+    return v
 
 
 class MoneyIn(BaseModel):
-    """``{"amount": <integer minor units>, "currency": "USD"}`` in a request."""
+    """Money in a request: integer minor units (cents) and a currency the platform
+    settles. "50.00", 50.5 or 50.0 are refused: 50.00 USD is 5000."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [MONEY_EXAMPLE]})
 
-    amount: int = Field(ge=0, le=MAX_MINOR_UNITS, description="integer minor units")
-    currency: str = Field(default="USD", description="ISO 4217 code the platform prices in")
+    amount: int = Field(
+        ge=0,
+        le=MAX_MINOR_UNITS,
+        description="integer minor units (cents): 50.00 USD is 5000",
+        examples=[5000],
+    )
+    currency: str = Field(
+        default="USD",
+        description="ISO 4217 code of a currency the platform settles",
+        json_schema_extra={"enum": list(SETTLED_CURRENCIES)},
+        examples=["USD"],
+    )
 
-    @field_validator("currency")
+    @field_validator("amount", mode="before")
     @classmethod
-    def _supported(cls, v: str) -> str:
-        if v not in CURRENCY_EXPONENT:
-            raise ValueError(f"unsupported currency {v!r}; one of {sorted(CURRENCY_EXPONENT)}")
+    def _integer_minor_units(cls, v: object) -> int:
+        return _amount(v)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _settled(cls, v: object) -> str:
+        if not isinstance(v, str) or v not in SETTLED_CURRENCIES:
+            raise PydanticCustomError(
+                "money_currency",
+                "currency {given} is not accepted; the platform settles {settled}",
+                {"given": repr(v), "settled": ", ".join(SETTLED_CURRENCIES)},
+            )
         return v
 
     def to_money(self) -> Money:
@@ -133,12 +174,21 @@ class MoneyIn(BaseModel):
 
 
 class PositiveMoneyIn(MoneyIn):
-    amount: int = Field(gt=0, le=MAX_MINOR_UNITS, description="integer minor units, above zero")
+    """Money above zero (top-ups, prices)."""
+
+    amount: int = Field(
+        gt=0,
+        le=MAX_MINOR_UNITS,
+        description="integer minor units (cents), above zero: 50.00 USD is 5000",
+        examples=[5000],
+    )
 
 
 class MoneyOut(BaseModel):
-    amount: int
-    currency: str = "USD"
+    model_config = ConfigDict(json_schema_extra={"examples": [MONEY_EXAMPLE]})
+
+    amount: int = Field(description="integer minor units (cents)", examples=[5000])
+    currency: str = Field(default="USD", examples=["USD"])
 
     @classmethod
     def of(cls, money: Money) -> MoneyOut:

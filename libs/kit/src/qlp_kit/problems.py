@@ -9,6 +9,7 @@ idempotent answer for it and strips the header before answering the client.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -79,6 +80,86 @@ def not_found(what: str = "resource") -> Problem:
     return Problem(404, "Not found", f"{what} not found")
 
 
+#: One title per status, used wherever a problem has no more specific one.
+STATUS_TITLES = {
+    400: "Bad request",
+    401: "Unauthenticated",
+    402: "Payment required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Request is not valid",
+    429: "Too many requests",
+    500: "Internal error",
+    502: "Bad gateway",
+    503: "Service unavailable",
+    504: "Gateway timeout",
+}
+MALFORMED_JSON_TITLE = "Malformed JSON"
+
+
+def status_title(status: int) -> str:
+    return STATUS_TITLES.get(status, "Error")
+
+
+def _where(loc: Sequence[Any]) -> str:
+    """``("body", "amount", "amount")`` → ``amount.amount``; query and path
+    parameters are named as such."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        return ".".join(parts[1:]) or "body"
+    if len(parts) >= 2 and parts[0] in ("query", "path", "header", "cookie"):
+        return f"{parts[0]} parameter {'.'.join(parts[1:])}"
+    return ".".join(parts)
+
+
+def _sentence(err: Mapping[str, Any]) -> str:
+    where = _where(err.get("loc", ()))
+    msg = str(err.get("msg", "is not valid"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if err.get("type") == "missing":
+        return f"{where} is required"
+    return f"{where}: {msg}" if where else msg
+
+
+def validation_problem(raw_errors: Sequence[Any]) -> Problem:
+    """The problem for a request that failed validation.
+
+    A body that is not JSON at all is 400 (``Malformed JSON``); a well-formed one that
+    breaks the schema is 422. ``detail`` says in words what to fix first; ``errors``
+    keeps every problem (``loc``, ``msg``, ``type``). Both are marked not executed.
+    """
+    errors = [
+        {
+            "loc": [str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in raw_errors
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        bad = next(e for e in raw_errors if e.get("type") == "json_invalid")
+        reason = str((bad.get("ctx") or {}).get("error", "")).strip()
+        detail = "the request body is not valid JSON" + (f" ({reason})" if reason else "")
+        return Problem(
+            400,
+            MALFORMED_JSON_TITLE,
+            detail + "; send a JSON document with content-type application/json",
+            type_="malformed-json",
+            headers=NOT_EXECUTED,
+            errors=errors,
+        )
+    detail = _sentence(raw_errors[0]) if raw_errors else "the request is not valid"
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more in errors)"
+    return Problem(422, STATUS_TITLES[422], detail, headers=NOT_EXECUTED, errors=errors)
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     instance = request.url.path if request is not None else None
     headers = dict(problem.headers)
@@ -96,7 +177,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        title = _STATUS_TYPES.get(exc.status_code, "error").replace("-", " ").capitalize()
+        title = status_title(exc.status_code)
         detail = exc.detail if isinstance(exc.detail, str) else None
         # Services raise Problem, never HTTPException: this one is the framework's own
         # (no such route, wrong method, body too large), given before any endpoint ran.
@@ -105,24 +186,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {
-                "loc": [str(p) for p in e.get("loc", ())],
-                "msg": str(e.get("msg", "")),
-                "type": str(e.get("type", "")),
-            }
-            for e in exc.errors()
-        ]
         # FastAPI validates the request before it calls the endpoint: nothing executed.
-        return problem_response(
-            Problem(422, "Request is not valid", "see errors", headers=NOT_EXECUTED, errors=errors),
-            request,
-        )
+        return problem_response(validation_problem(exc.errors()), request)
 
     async def on_unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return problem_response(
-            Problem(500, "Internal error", "an unexpected error occurred"), request
+            Problem(500, status_title(500), "an unexpected error occurred"), request
         )
 
     app.add_exception_handler(Problem, on_problem)

@@ -35,7 +35,7 @@ def test_problem_documents() -> None:
     r = c.post("/things", json={"n": "x"})
     assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "n"
     r = c.post("/things", content=b"{not json", headers={"content-type": "application/json"})
-    assert r.status_code == 422
+    assert r.status_code == 400 and r.json()["title"] == "Malformed JSON"
     r = c.get("/nope")
     assert r.status_code == 404 and r.headers["content-type"] == PROBLEM_JSON
     r = c.post("/things", json={"n": 500})
