@@ -71,6 +71,7 @@ class FakeScheduler:
             **item,
             "acked": False,
             "deliveries": 0,
+            "delivered_ms": 0,
         }
         if doc["action"] == "start":
             self.epochs[doc["job_id"]] = max(self.epochs.get(doc["job_id"], 0), doc["epoch"])
@@ -193,10 +194,16 @@ class FakeScheduler:
             # jobs no longer held are done
             fs.heartbeats.append((pid, body))
             held = {r["job_id"] for r in body.get("running", [])}
+            handled = body.get("handled_through_ms")
             for r in body.get("running", []):
                 fs._ack(pid, r["job_id"], int(r["epoch"]), ("start", "prepare"))
             for a in fs.queues.get(pid, []):
-                if a["action"] == "cancel" and a["job_id"] not in held and a["deliveries"]:
+                if (
+                    a["action"] == "cancel"
+                    and a["job_id"] not in held
+                    and a["deliveries"]
+                    and (handled is None or handled >= a["delivered_ms"])
+                ):
                     a["acked"] = True
             return {"status": "ok"}
 
@@ -212,6 +219,7 @@ class FakeScheduler:
             items = fs.pending(pid)
             for a in items:
                 a["deliveries"] += 1
+                a["delivered_ms"] = int(time.time() * 1000)
             drop = ("acked", "deliveries")
             return {"items": [{k: v for k, v in a.items() if k not in drop} for a in items]}
 

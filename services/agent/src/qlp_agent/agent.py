@@ -110,6 +110,10 @@ class Agent:
         self.seen_assignments: set[str] = set()
         self.fenced: set[tuple[str, int]] = set()
         self.heartbeats_sent = 0
+        # newest delivery stamp among the assignments handled so far: a heartbeat says
+        # it was built after those, so the scheduler takes "no longer listed" as done
+        # only for cancels this agent had handled
+        self.handled_through_ms = 0
         self._hb_wake = asyncio.Event()
         self.probe_server: HealthServer | None = None
         self.registered = asyncio.Event()
@@ -221,7 +225,10 @@ class Agent:
             for a in self.prepared.values()
             if a.job_id not in self.runners
         ]
-        return {"gpus": samples, "running": running}
+        out: dict[str, Any] = {"gpus": samples, "running": running}
+        if self.handled_through_ms:
+            out["handled_through_ms"] = self.handled_through_ms
+        return out
 
     def poke_heartbeat(self) -> None:
         """Send the next heartbeat now (the set of held leases changed)."""
@@ -257,9 +264,12 @@ class Agent:
             fresh = 0
             for item in items:
                 try:
-                    fresh += await self.handle(Assignment.parse(item))
+                    a = Assignment.parse(item)
+                    fresh += await self.handle(a)
                 except (KeyError, TypeError, ValueError) as exc:
                     log.error("agent.bad_assignment", error=str(exc), item=item)
+                    continue
+                self.handled_through_ms = max(self.handled_through_ms, a.delivered_ms)
             self._reap_tasks()
             if (items and not fresh) or (not items and self.settings.poll_wait_s == 0):
                 # only redeliveries (not yet acknowledged): don't spin on them

@@ -88,6 +88,7 @@ class Assignment:
     resume: bool
     limits: dict[str, Any] = field(default_factory=dict)
     image: str = ""
+    delivered_ms: int = 0  # when the scheduler delivered it (echoed in heartbeats)
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Assignment:
@@ -115,6 +116,7 @@ class Assignment:
             resume=bool(d.get("resume", False)),
             limits=dict(lim) if isinstance(lim := d.get("limits"), dict) else {},
             image=str(d.get("image") or ""),
+            delivered_ms=int(d.get("delivered_ms") or 0),
         )
 
 

@@ -233,6 +233,16 @@ async def test_cancel_kills_the_process_group(
     # once the workload is gone the agent says so, which acknowledges the cancel
     assert fs.statuses("job_c")[-1]["status"] == "canceled"
     assert fs.pending(agent.provider_id) == []
+    # and its heartbeats say which deliveries it had handled when they were built
+    (cancel,) = [a for a in fs.queues[agent.provider_id] if a["action"] == "cancel"]
+    await fs.wait_for(
+        lambda: any(
+            b.get("handled_through_ms", 0) >= cancel["delivered_ms"] > 0
+            for p, b in fs.heartbeats
+            if p == agent.provider_id
+        ),
+        what="a heartbeat built after the cancel was handled",
+    )
 
 
 async def test_a_keepalive_answered_canceled_stops_the_job(

@@ -162,6 +162,7 @@ def _assignment(a: dict[str, Any]) -> M.AssignmentOut:
         checkpoint_interval_s=int(a.get("checkpoint_interval_s", 0)),
         max_duration_s=int(a.get("max_duration_s", 0)),
         resume=bool(a.get("resume")),
+        delivered_ms=a.get("delivered_ms"),
     )
 
 

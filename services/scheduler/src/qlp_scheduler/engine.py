@@ -295,7 +295,10 @@ class Scheduler:
             if self._heartbeat_changes_nothing(doc, leases, slot, minute, now):
                 # coalesced: no write, no event; liveness stays within its resolution
                 await self.repo.ack_from_heartbeat(
-                    provider_id, {(r["job_id"], int(r["epoch"])) for r in running}, now
+                    provider_id,
+                    {(r["job_id"], int(r["epoch"])) for r in running},
+                    now,
+                    body.get("handled_through_ms"),
                 )
                 return doc
             seq = int(doc.get("hb_seq", 0)) + 1
@@ -320,7 +323,10 @@ class Scheduler:
             raise S.DomainError("heartbeat kept racing")
         self._index_doc(after)
         await self.repo.ack_from_heartbeat(
-            provider_id, {(r["job_id"], int(r["epoch"])) for r in running}, now
+            provider_id,
+            {(r["job_id"], int(r["epoch"])) for r in running},
+            now,
+            body.get("handled_through_ms"),
         )
         return after
 
@@ -959,7 +965,10 @@ class Scheduler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ev.wait(), min(remaining, recheck))
         items.sort(key=lambda a: a.get("seq", 0))
-        await self.repo.mark_delivered([a["_id"] for a in items], utcnow())
+        now = utcnow()
+        await self.repo.mark_delivered([a["_id"] for a in items], now)
+        for a in items:
+            a["delivered_ms"] = ms(now)
         return items
 
     async def _deliverable(self, items: list[Doc]) -> list[Doc]:

@@ -331,24 +331,33 @@ class Repository:
         return res.modified_count
 
     async def ack_from_heartbeat(
-        self, provider_id: str, running: set[tuple[str, int]], now: datetime
+        self,
+        provider_id: str,
+        running: set[tuple[str, int]],
+        now: datetime,
+        handled_through_ms: int | None = None,
     ) -> int:
         """What a heartbeat acknowledges, in one read (and one write when any): a
         start/prepare of a job the agent lists under that epoch or a newer one; a
         delivered cancel of a (job, epoch) the agent no longer lists (it may list the
-        same job under a newer epoch, as standby)."""
+        same job under a newer epoch, as standby), when the agent says it had handled
+        that delivery when it built the heartbeat (``handled_through_ms``; agents that
+        do not send it are taken at their word)."""
         newest: dict[str, int] = {}
         for job_id, epoch in running:
             newest[job_id] = max(epoch, newest.get(job_id, 0))
         cur = self.assignments.find(
             {"provider_id": provider_id, "acked": 0},
-            {"job_id": 1, "epoch": 1, "action": 1, "deliveries": 1},
+            {"job_id": 1, "epoch": 1, "action": 1, "deliveries": 1, "delivered_ms": 1},
         )
         done = []
         async for a in cur:
             key = (a["job_id"], int(a["epoch"]))
             if a["action"] == "cancel":
-                if int(a.get("deliveries", 0) or 0) >= 1 and key not in running:
+                handled = handled_through_ms is None or handled_through_ms >= int(
+                    a.get("delivered_ms") or 0
+                )
+                if int(a.get("deliveries", 0) or 0) >= 1 and key not in running and handled:
                     done.append(a["_id"])
             elif newest.get(a["job_id"], -1) >= int(a["epoch"]):
                 done.append(a["_id"])

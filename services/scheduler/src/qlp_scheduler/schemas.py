@@ -131,6 +131,11 @@ class RunningIn(BaseModel):
 class HeartbeatIn(BaseModel):
     gpus: list[GpuStatusIn] = Field(default_factory=list, max_length=64)
     running: list[RunningIn] = Field(default_factory=list, max_length=256)
+    # the newest ``delivered_ms`` among the assignments the agent had handled when it
+    # built this heartbeat: a delivered cancel is done by a heartbeat that no longer
+    # lists its job only when the agent had handled that delivery (an older heartbeat
+    # still in flight proves nothing). Absent (older agents): not checked.
+    handled_through_ms: int | None = Field(default=None, ge=0)
 
 
 class HeartbeatOut(BaseModel):
@@ -151,6 +156,8 @@ class AssignmentOut(BaseModel):
     checkpoint_interval_s: int
     max_duration_s: int
     resume: bool
+    # when this delivery was made (echoed back in heartbeats as handled_through_ms)
+    delivered_ms: int | None = None
 
 
 class AssignmentList(BaseModel):

@@ -153,3 +153,30 @@ async def test_a_job_canceled_before_its_start_was_polled_never_delivers_the_sta
     assert await _poll(agent, pid) == []
     for x in (agent, cons):
         await x.aclose()
+
+
+async def test_a_heartbeat_built_before_the_cancel_was_handled_does_not_ack_it(
+    sched_app: App,
+) -> None:
+    """A heartbeat still in flight from before the agent handled the cancel (it did not
+    list the job yet: the start was being handled) proves nothing: the agent says
+    which deliveries it had handled when it built the heartbeat."""
+    agent, pid = await _agent(sched_app, "fp-inflight")
+    cons = client(sched_app.url, consumer_principal(new_id("org")))
+    jid = (await cons.post("/v1/gpu/jobs", json=job_body())).json()["id"]
+    (start,) = await _poll(agent, pid)
+    base = f"/v1/providers/{pid}/jobs/{jid}"
+    assert (await agent.post(f"{base}/status", json={"epoch": 1, "status": "running"})).is_success
+    await cons.post(f"/v1/gpu/jobs/{jid}/cancel")
+    (cancel,) = await _poll(agent, pid)
+    assert cancel["action"] == "cancel" and start["delivered_ms"] > 0
+
+    stale = {"gpus": [], "running": [], "handled_through_ms": cancel["delivered_ms"] - 1}
+    assert (await agent.post(f"/v1/providers/{pid}/heartbeat", json=stale)).is_success
+    (again,) = await _poll(agent, pid)  # still owed
+    assert again["action"] == "cancel"
+    done = {"gpus": [], "running": [], "handled_through_ms": again["delivered_ms"]}
+    assert (await agent.post(f"/v1/providers/{pid}/heartbeat", json=done)).is_success
+    assert await _poll(agent, pid) == []
+    for x in (agent, cons):
+        await x.aclose()
