@@ -46,7 +46,7 @@ async def test_signup_login_me_through_the_gateway(qlp_platform: Any) -> None:
         me = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200, me.text
         assert me.json()["org"]["id"] == org_id
-        assert me.headers["ratelimit"].startswith('"org";r=')
+        assert me.headers["ratelimit"].startswith('"default";r=')
         assert me.headers["x-request-id"]
 
         # Without a token, with a tampered one, or with forged principal headers: 401.

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.e2e
 
 
 def _org_quota(policy: str) -> int:
-    """``q`` of the org's item in ``RateLimit-Policy: "org";q=<quota>;w=60, ...``."""
-    org = next(item for item in policy.split(",") if item.strip().startswith('"org"'))
+    """``q`` of the org's item in ``RateLimit-Policy: "default";q=<quota>;w=60, ...``."""
+    org = next(item for item in policy.split(",") if item.strip().startswith('"default"'))
     return int(org.split(";q=", 1)[1].split(";", 1)[0])
 
 
