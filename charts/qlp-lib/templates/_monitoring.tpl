@@ -126,6 +126,14 @@ spec:
             summary: "{{ $svc }} has outbox events the relay cannot publish ({{ "{{" }} $labels.collection {{ "}}" }})"
             description: "{{ "{{" }} $value {{ "}}" }} documents in {{ "{{" }} $labels.collection {{ "}}" }} are marked stuck: their events, and the later events of the same documents, are not published."
             runbook_url: {{ printf "%s/outbox-backlog.md" $book }}
+        - alert: QLPOutboxBacklogOld
+          expr: max by (service, collection) (qlp_outbox_oldest_pending_age_seconds{ {{- $sel }}}) > {{ default 300 $r.outboxBacklogAgeSeconds }}
+          for: {{ default "5m" $r.outboxBacklogFor }}
+          labels: {severity: warning, service: {{ $svc }}}
+          annotations:
+            summary: "{{ $svc }} outbox events wait too long to be published ({{ "{{" }} $labels.collection {{ "}}" }})"
+            description: "The oldest waiting event in {{ "{{" }} $labels.collection {{ "}}" }} was staged {{ "{{" }} $value | humanizeDuration {{ "}}" }} ago: the relay is not publishing (broker unreachable, relay stopped or too slow)."
+            runbook_url: {{ printf "%s/outbox-backlog.md" $book }}
         - alert: QLPConsumerRetryingTransientFailures
           expr: sum by (service, group) (rate(qlp_consumer_transient_retries_total{ {{- $sel }}}[5m])) > {{ default 0.5 $r.transientRetriesPerSecond }}
           for: {{ default "10m" $r.sloFor }}

@@ -46,6 +46,12 @@ OUTBOX_STUCK = Counter(
     "Documents the outbox relay marked stuck: an event the broker can never take",
     ["service", "collection"],
 )
+OUTBOX_OLDEST_AGE = Gauge(
+    "qlp_outbox_oldest_pending_age_seconds",
+    "Seconds since the oldest event the relay found waiting was staged, at its last scan "
+    "of the collection (0: nothing waiting)",
+    ["service", "collection"],
+)
 OUTBOX_STUCK_DOCUMENTS = Gauge(
     "qlp_outbox_stuck_documents",
     "Documents whose outbox is stuck (``_outbox_pending: 2``), as last counted by the relay",

@@ -52,7 +52,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from qlp_contracts import topics as topic_registry
 from qlp_kit import faults
 from qlp_kit.events import build_headers
-from qlp_kit.metrics import EVENTS_PUBLISHED, OUTBOX_PENDING, OUTBOX_STUCK, OUTBOX_STUCK_DOCUMENTS
+from qlp_kit.metrics import (
+    EVENTS_PUBLISHED,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PENDING,
+    OUTBOX_STUCK,
+    OUTBOX_STUCK_DOCUMENTS,
+)
 from qlp_kit.mongo import CROSS_TENANT, utcnow
 from qlp_kit.producer import Producer, Record
 from qlp_kit.transient import is_transient
@@ -64,6 +70,7 @@ PENDING = "_outbox_pending"
 SEQ = "_outbox_seq"
 ORDER = "_outbox_order"
 STUCK = "_outbox_stuck"
+STAGED_MS = "staged_ms"
 PENDING_STUCK = 2
 BOOKKEEPING = (OUTBOX, PENDING, SEQ, ORDER, STUCK)
 
@@ -113,6 +120,9 @@ def stage(
         "key": key,
         "data": base64.b64encode(message.SerializeToString(deterministic=True)).decode(),
         "headers": headers,
+        # When it was staged (not the event's own time, which may be backdated): the
+        # relay's backlog-age gauge reads it.
+        STAGED_MS: int(time.time() * 1000),
     }
     return Staged(headers["ce_id"], entry)
 
@@ -164,6 +174,18 @@ def ordered_entries(doc: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         return (0, float(old) if isinstance(old, int | float) else 0.0, eid)
 
     return sorted(entries.items(), key=key)
+
+
+def _oldest_age_s(docs: Sequence[Mapping[str, Any]]) -> float:
+    """Seconds since the oldest of these documents' pending events was staged (0 when
+    none, or when they were staged before entries carried the time)."""
+    staged = [
+        e[STAGED_MS]
+        for d in docs
+        for e in (d.get(OUTBOX) or {}).values()
+        if isinstance(e, Mapping) and isinstance(e.get(STAGED_MS), int)
+    ]
+    return max(0.0, time.time() - min(staged) / 1000) if staged else 0.0
 
 
 def _record(event_id: str, entry: Any) -> Record:
@@ -345,6 +367,7 @@ class OutboxRelay:
                 {PENDING: 1}, {OUTBOX: 1, SEQ: 1, ORDER: 1}, comment=RELAY_COMMENT
             ).limit(self.batch_size)
         ]
+        OUTBOX_OLDEST_AGE.labels(self.service, name).set(_oldest_age_s(docs))
         if not docs:
             return 0
         published: list[dict[str, Any]] | None = None

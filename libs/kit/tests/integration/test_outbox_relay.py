@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient, monitoring
 
 from qlp.usage.v1 import events_pb2 as usage
 from qlp_infra.embedded import start_kafka
-from qlp_kit.metrics import OUTBOX_STUCK
+from qlp_kit.metrics import OUTBOX_OLDEST_AGE, OUTBOX_STUCK
 from qlp_kit.mongo import Mongo
 from qlp_kit.outbox import (
     OUTBOX,
@@ -265,3 +265,29 @@ async def test_a_local_write_after_a_long_idle_period_is_published_at_once(
         await asyncio.wait_for(task, 30)
         await mongo.client.drop_database(name)
         await mongo.close()
+
+
+async def test_the_backlog_age_gauge_shows_how_long_the_oldest_event_waits(
+    mongo_db: Any, producer: Producer, unique: str, monkeypatch: Any
+) -> None:
+    """While the broker is away the gauge reads the age of the oldest waiting event
+    (from when it was staged, not its own time), and it drops to 0 once published."""
+    topic = f"qlp.test.{unique}"
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 120)
+    old = _ev(topic, 1)  # staged two minutes ago
+    monkeypatch.undo()
+    await mongo_db["aged"].insert_one(with_outbox({"_id": "agg"}, [old, _ev(topic, 2)]))
+
+    class Away(Producer):
+        async def send_many(self, records: Any) -> None:
+            raise ConnectionError("broker away")
+
+    gauge = OUTBOX_OLDEST_AGE.labels("aging", "aged")
+    with pytest.raises(ConnectionError):
+        await OutboxRelay(mongo_db, ["aged"], Away("127.0.0.1:1"), service="aging").drain_once()
+    assert 119 <= gauge._value.get() < 600
+    relay = OutboxRelay(mongo_db, ["aged"], producer, service="aging")
+    assert await relay.drain_once() == 2
+    assert await relay.drain_once() == 0
+    assert gauge._value.get() == 0
