@@ -1,0 +1,1 @@
+"""QLP generation service."""

@@ -1,0 +1,222 @@
+"""HTTP API (thin: parse, call the service, map). Reading needs ``generations:read``,
+requesting and changing versions ``generations:write``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from qlp_generation import schemas as M
+from qlp_generation import service as S
+from qlp_generation.handlers import get_generation
+from qlp_kit import permissions as perm
+from qlp_kit.app import Ctx
+from qlp_kit.auth import Principal
+from qlp_kit.permissions import require
+from qlp_kit.problems import Problem
+
+T = TypeVar("T")
+Reader = Annotated[Principal, require(perm.GENERATIONS_READ)]
+Writer = Annotated[Principal, require(perm.GENERATIONS_WRITE)]
+
+router = APIRouter(prefix="/v1", tags=["generation"])
+
+
+async def call(aw: Awaitable[T]) -> T:
+    try:
+        return await aw
+    except S.NotFound as exc:
+        raise Problem(404, "Not found", f"{exc} not found") from None
+    except S.Invalid as exc:
+        raise Problem(422, "Request is not valid", str(exc)) from None
+    except S.QuotaRefused as exc:
+        raise Problem(
+            429,
+            "Generation quota exhausted",
+            f"the organization has no generation quota left this period ({exc.reason})",
+            type_="quota-exceeded",
+        ) from None
+
+
+def gen_out(d: dict[str, Any]) -> M.GenerationOut:
+    return M.GenerationOut(
+        id=d["_id"],
+        status=d["status"],
+        stage=d["stage"],
+        progress=int(d.get("progress", 0)),
+        tier=d["tier"],
+        project_id=d["project_id"],
+        version_id=d.get("version_id"),
+        blueprint=d["blueprint"],
+        gate=d.get("gate"),
+        failure=d.get("failure"),
+        created_at=d["created_at"],
+        updated_at=d["updated_at"],
+    )
+
+
+def ver_out(d: dict[str, Any]) -> M.VersionOut:
+    return M.VersionOut(
+        id=d["_id"],
+        project_id=d["project_id"],
+        number=int(d["number"]),
+        parent_version_id=d.get("parent_version_id", ""),
+        source=d.get("source", "generation"),
+        generation_id=d.get("generation_id", ""),
+        branch=d.get("branch", "main"),
+        file_count=len(d.get("files", {})),
+        gate=d.get("gate"),
+        pattern_id=d.get("pattern_id", ""),
+        feedback=d.get("feedback"),
+        created_at=d["created_at"],
+    )
+
+
+@router.post("/generations", status_code=202, response_model=M.GenerationOut)
+async def create_generation(body: M.GenerationIn, ctx: Ctx, who: Writer) -> M.GenerationOut:
+    gen = get_generation(ctx)
+    doc = await call(
+        gen.request(
+            who.org_id,
+            who.subject,
+            body.tier,
+            body.prompt,
+            body.blueprint,
+            body.project_id,
+            body.parent_version_id,
+        )
+    )
+    return gen_out(doc)
+
+
+@router.get("/generations/{gen_id}", response_model=M.GenerationOut)
+async def get_gen(gen_id: str, ctx: Ctx, who: Reader) -> M.GenerationOut:
+    return gen_out(await call(get_generation(ctx).job(who.org_id, gen_id)))
+
+
+@router.get("/generations/{gen_id}/events")
+async def gen_events(gen_id: str, ctx: Ctx, who: Reader, request: Request) -> StreamingResponse:
+    """Server-sent events: one ``progress`` event per change, ``end`` when it is over."""
+    gen = get_generation(ctx)
+    await call(gen.job(who.org_id, gen_id))
+
+    async def stream() -> AsyncIterator[bytes]:
+        last = None
+        while not await request.is_disconnected():
+            job = await gen.job(who.org_id, gen_id)
+            now = (job["status"], job["stage"], job.get("progress"))
+            if now != last:
+                last = now
+                body = gen_out(job).model_dump(mode="json")
+                yield f"event: progress\ndata: {json.dumps(body)}\n\n".encode()
+                if job["status"] in ("completed", "failed"):
+                    yield b"event: end\ndata: {}\n\n"
+                    return
+            await gen.wait_change(gen_id, 1.0)
+            await asyncio.sleep(0)
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+@router.get("/projects", response_model=M.ProjectList)
+async def list_projects(
+    ctx: Ctx,
+    who: Reader,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> M.ProjectList:
+    page = await get_generation(ctx).store.projects(who.org_id, limit, cursor)
+    return M.ProjectList(
+        items=[
+            M.ProjectOut(
+                id=d["_id"], name=d["name"], versions=int(d["versions"]), created_at=d["created_at"]
+            )
+            for d in page.items
+        ],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/projects/{project_id}/versions", response_model=M.VersionList)
+async def list_versions(project_id: str, ctx: Ctx, who: Reader) -> M.VersionList:
+    gen = get_generation(ctx)
+    if await gen.store.project(who.org_id, project_id) is None:
+        raise Problem(404, "Not found", f"project {project_id} not found")
+    return M.VersionList(
+        items=[ver_out(v) for v in await gen.store.versions(who.org_id, project_id)]
+    )
+
+
+@router.get("/projects/{project_id}/versions/{version_id}/archive")
+async def archive(
+    project_id: str,
+    version_id: str,
+    ctx: Ctx,
+    who: Reader,
+    format: Annotated[Literal["zip", "tar.gz"], Query()] = "zip",
+) -> Response:
+    data, folder = await call(
+        get_generation(ctx).archive(who.org_id, project_id, version_id, format)
+    )
+    media = "application/zip" if format == "zip" else "application/gzip"
+    return Response(
+        data,
+        media_type=media,
+        headers={"content-disposition": f'attachment; filename="{folder}-{version_id}.{format}"'},
+    )
+
+
+@router.get("/projects/{project_id}/diff", response_model=M.DiffOut)
+async def diff(
+    project_id: str,
+    ctx: Ctx,
+    who: Reader,
+    from_: Annotated[str, Query(alias="from", max_length=64)],
+    to: Annotated[str, Query(max_length=64)],
+) -> M.DiffOut:
+    files = await call(get_generation(ctx).diff(who.org_id, project_id, from_, to))
+    return M.DiffOut(from_version=from_, to_version=to, files=[M.FileDiff(**f) for f in files])
+
+
+@router.post(
+    "/projects/{project_id}/versions/{version_id}/branch",
+    status_code=201,
+    response_model=M.VersionOut,
+)
+async def branch(project_id: str, version_id: str, ctx: Ctx, who: Writer) -> M.VersionOut:
+    return ver_out(
+        await call(get_generation(ctx).copy_version(who.org_id, project_id, version_id, "branch"))
+    )
+
+
+@router.post(
+    "/projects/{project_id}/versions/{version_id}/restore",
+    status_code=201,
+    response_model=M.VersionOut,
+)
+async def restore(project_id: str, version_id: str, ctx: Ctx, who: Writer) -> M.VersionOut:
+    return ver_out(
+        await call(get_generation(ctx).copy_version(who.org_id, project_id, version_id, "restore"))
+    )
+
+
+@router.post("/projects/{project_id}/versions/{version_id}/feedback", status_code=204)
+async def feedback(
+    project_id: str, version_id: str, body: M.FeedbackIn, ctx: Ctx, who: Writer
+) -> Response:
+    await call(
+        get_generation(ctx).feedback(who.org_id, project_id, version_id, body.rating, body.comment)
+    )
+    return Response(status_code=204)
+
+
+@router.get("/patterns", response_model=M.PatternList)
+async def patterns(
+    ctx: Ctx, who: Reader, q: Annotated[str, Query(max_length=200)] = ""
+) -> M.PatternList:
+    return M.PatternList(items=[M.PatternOut(**p) for p in await get_generation(ctx).patterns(q)])

@@ -1,0 +1,162 @@
+"""Persistence: generation jobs, projects, immutable versions and content-addressed
+file blobs (one blob per tenant and SHA-256, so unchanged files are stored once)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
+
+from qlp_kit.mongo import IndexSpec, TenantCollection
+from qlp_kit.outbox import Staged, outbox_update, with_outbox
+
+Doc = dict[str, Any]
+
+GENERATIONS = "generations"
+PROJECTS = "projects"
+VERSIONS = "versions"
+BLOBS = "blobs"
+OUTCOMES = "pattern_outcomes"
+OUTBOX_COLLECTIONS = (GENERATIONS, VERSIONS)
+TENANT_COLLECTIONS = (GENERATIONS, PROJECTS, VERSIONS, BLOBS)
+
+INDEXES = [
+    IndexSpec(GENERATIONS, [("org_id", ASCENDING), ("created_at", DESCENDING)]),
+    IndexSpec(PROJECTS, [("org_id", ASCENDING), ("created_at", DESCENDING)]),
+    IndexSpec(VERSIONS, [("org_id", ASCENDING), ("project_id", ASCENDING), ("number", ASCENDING)]),
+]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Store:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def t(self, name: str, org_id: str) -> TenantCollection:
+        return TenantCollection(self.db[name], org_id)
+
+    # ------------------------------------------------------------ jobs
+    async def insert_job(self, doc: Doc, events: Sequence[Staged]) -> None:
+        await self.t(GENERATIONS, doc["org_id"]).insert_one(with_outbox(doc, events))
+
+    async def job(self, org_id: str, job_id: str) -> Doc | None:
+        return await self.t(GENERATIONS, org_id).find_one({"_id": job_id})
+
+    async def transition(
+        self, org_id: str, job_id: str, guard: Doc, set_: Doc, events: Sequence[Staged] = ()
+    ) -> Doc | None:
+        """One guarded write: the job moves only from the state the guard names."""
+        update: Doc = {"$set": set_}
+        if events:
+            update = outbox_update(list(events), update)
+        return await self.t(GENERATIONS, org_id).find_one_and_update(
+            {"_id": job_id, **guard}, update
+        )
+
+    # ------------------------------------------------------------ projects
+    async def ensure_project(self, org_id: str, project_id: str, name: str, now: Any) -> Doc:
+        coll = self.t(PROJECTS, org_id)
+        found = await coll.find_one({"_id": project_id})
+        if found is not None:
+            return found
+        doc = {"_id": project_id, "name": name, "created_at": now, "versions": 0}
+        try:
+            await coll.insert_one(doc)
+        except DuplicateKeyError:
+            pass
+        got = await coll.find_one({"_id": project_id})
+        assert got is not None
+        return got
+
+    async def projects(self, org_id: str, limit: int, cursor: str | None) -> Any:
+        return await self.t(PROJECTS, org_id).page(None, limit, cursor)
+
+    async def project(self, org_id: str, project_id: str) -> Doc | None:
+        return await self.t(PROJECTS, org_id).find_one({"_id": project_id})
+
+    # ------------------------------------------------------------ versions and files
+    async def put_files(self, org_id: str, files: dict[str, bytes]) -> dict[str, str]:
+        """Store each file once per (tenant, content); path → sha256."""
+        coll = self.t(BLOBS, org_id)
+        manifest = {}
+        for path, data in sorted(files.items()):
+            digest = sha256(data)
+            manifest[path] = digest
+            key = f"{org_id}|{digest}"
+            if await coll.find_one({"_id": key}, projection={"_id": 1}) is None:
+                try:
+                    await coll.insert_one(
+                        {"_id": key, "sha256": digest, "size": len(data), "data": data}
+                    )
+                except DuplicateKeyError:
+                    pass
+        return manifest
+
+    async def files(self, org_id: str, manifest: dict[str, str]) -> dict[str, bytes]:
+        keys = [f"{org_id}|{d}" for d in set(manifest.values())]
+        blobs = {
+            b["sha256"]: bytes(b["data"])
+            for b in await self.t(BLOBS, org_id).find({"_id": {"$in": keys}})
+        }
+        return {p: blobs[d] for p, d in manifest.items()}
+
+    async def blob_count(self, org_id: str) -> int:
+        n: int = await self.db[BLOBS].count_documents({"org_id": org_id})
+        return n
+
+    async def add_version(self, org_id: str, doc: Doc, events: Sequence[Staged]) -> Doc:
+        """Append a version (number = the project's next); idempotent by version id."""
+        coll = self.t(VERSIONS, org_id)
+        existing = await coll.find_one({"_id": doc["_id"]})
+        if existing is not None:
+            return existing
+        proj = await self.t(PROJECTS, org_id).find_one_and_update(
+            {"_id": doc["project_id"]}, {"$inc": {"versions": 1}}
+        )
+        assert proj is not None
+        doc = {**doc, "number": int(proj["versions"])}
+        try:
+            await coll.insert_one(with_outbox(doc, events))
+        except DuplicateKeyError:
+            got = await coll.find_one({"_id": doc["_id"]})
+            assert got is not None
+            return got
+        return doc
+
+    async def version(self, org_id: str, project_id: str, version_id: str) -> Doc | None:
+        return await self.t(VERSIONS, org_id).find_one(
+            {"_id": version_id, "project_id": project_id}
+        )
+
+    async def versions(self, org_id: str, project_id: str) -> list[Doc]:
+        docs = await self.t(VERSIONS, org_id).find({"project_id": project_id})
+        return sorted(docs, key=lambda d: int(d["number"]))
+
+    async def set_feedback(self, org_id: str, version_id: str, rating: int, comment: str) -> bool:
+        n = await self.t(VERSIONS, org_id).update_one(
+            {"_id": version_id}, {"$set": {"feedback": {"rating": rating, "comment": comment}}}
+        )
+        return n > 0
+
+    # ------------------------------------------------------------ pattern outcomes
+    async def record_outcome(self, pattern_id: str, key: str, field: str, inc: int = 1) -> None:
+        """Counts only (shared across tenants: no prompt, no code, no tenant); once per
+        ``key`` (a generation or version id) and field."""
+        marker = f"{field}|{key}"
+        try:
+            await self.db[OUTCOMES].update_one(
+                {"_id": pattern_id, "seen": {"$ne": marker}},
+                {"$inc": {field: inc}, "$push": {"seen": marker}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # counted before (the upsert met the document that holds the marker)
+
+    async def outcomes(self) -> dict[str, Doc]:
+        return {d["_id"]: d async for d in self.db[OUTCOMES].find({}, projection={"seen": 0})}

@@ -1,0 +1,534 @@
+"""Generation: request → (quota) → build on a worker → quality gate → immutable version.
+
+Every step is one guarded write on the job (``status``/``stage``), so a redelivered
+event never runs a job to completion twice; the version id is derived from the job id,
+so even a worker that dies between storing the version and finishing the job is
+completed by the next delivery without a second version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import io
+import tarfile
+import time
+import zipfile
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from qlp.generation.v1 import events_pb2 as gev
+from qlp.generation.v1 import types_pb2 as gt
+from qlp_generation import gate as G
+from qlp_generation.blueprint import Blueprint, Tier, extract, library
+from qlp_generation.render import pack, render
+from qlp_generation.repository import Doc, Store
+from qlp_generation.settings import GenerationSettings
+from qlp_kit.ids import new_id
+from qlp_kit.outbox import Staged, stage
+
+SOURCE = "qlp/generation"
+TIERS: dict[str, Any] = {
+    "T0": gt.GENERATION_TIER_T0,
+    "T1": gt.GENERATION_TIER_T1,
+    "T2": gt.GENERATION_TIER_T2,
+    "T3": gt.GENERATION_TIER_T3,
+}
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Invalid(ValueError):
+    pass
+
+
+class QuotaRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _ts(when: datetime) -> Timestamp:
+    t = Timestamp()
+    t.FromDatetime(when)
+    return t
+
+
+def _quality(r: dict[str, Any]) -> gt.QualityReport:
+    return gt.QualityReport(
+        tests_passed=int(r.get("tests_passed", 0)),
+        tests_failed=int(r.get("tests_failed", 0)),
+        tests_skipped=int(r.get("tests_skipped", 0)),
+        coverage_bps=int(r.get("coverage_bps", 0)),
+        passed=bool(r.get("passed")),
+    )
+
+
+class Generation:
+    def __init__(
+        self,
+        store: Store,
+        settings: GenerationSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        #: job id → waiters for progress (SSE), this process only
+        self._progress: dict[str, asyncio.Event] = {}
+
+    def _stage(self, msg: Any, org_id: str, key: str) -> Staged:
+        return stage(msg, org_id=org_id, key=key, source=SOURCE)
+
+    async def evidence(self) -> dict[str, float]:
+        """Pattern id → measured gate pass rate (counts across tenants)."""
+        out = {}
+        for pid, d in (await self.store.outcomes()).items():
+            runs = int(d.get("gate_runs", 0))
+            if runs:
+                out[pid] = int(d.get("gate_passed", 0)) / runs
+        return out
+
+    # ------------------------------------------------------------ requests
+    async def request(
+        self,
+        org_id: str,
+        actor: str,
+        tier: Tier,
+        prompt: str | None,
+        blueprint: Blueprint | None,
+        project_id: str | None,
+        parent_version_id: str | None,
+    ) -> Doc:
+        if blueprint is None:
+            if not prompt or not prompt.strip():
+                raise Invalid("give a prompt or a blueprint")
+            blueprint = extract(prompt, tier, await self.evidence())
+        if parent_version_id:
+            if not project_id:
+                raise Invalid("parent_version_id needs its project_id")
+            if await self.store.version(org_id, project_id, parent_version_id) is None:
+                raise NotFound(f"version {parent_version_id}")
+        elif project_id and await self.store.project(org_id, project_id) is None:
+            raise NotFound(f"project {project_id}")
+        now = self.clock()
+        gen_id = new_id("gen")
+        project_id = project_id or new_id("prj")
+        reservation_id = f"res_{gen_id}" if self.settings.quota_enabled else ""
+        doc: Doc = {
+            "_id": gen_id,
+            "org_id": org_id,
+            "status": "queued",
+            "stage": "quota" if reservation_id else "queued",
+            "progress": 0,
+            "tier": tier,
+            "prompt": prompt or "",
+            "blueprint": blueprint.model_dump(mode="json"),
+            "project_id": project_id,
+            "parent_version_id": parent_version_id or "",
+            "reservation_id": reservation_id,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+            "actor": actor,
+        }
+        events = [
+            self._stage(
+                gev.GenerationRequested(
+                    org_id=org_id,
+                    generation_id=gen_id,
+                    project_id=project_id,
+                    tier=TIERS[tier],
+                    prompt=(prompt or "")[:4000],
+                    base_version_id=parent_version_id or "",
+                    requested_at=_ts(now),
+                ),
+                org_id,
+                gen_id,
+            )
+        ]
+        if reservation_id:
+            events.append(
+                self._stage(
+                    gev.QuotaReservationRequested(
+                        org_id=org_id,
+                        generation_id=gen_id,
+                        reservation_id=reservation_id,
+                        meter=f"generations.{tier.lower()}",
+                        quantity=1,
+                        requested_at=_ts(now),
+                    ),
+                    org_id,
+                    gen_id,
+                )
+            )
+        else:
+            events.append(self._started(doc))
+        await self.store.insert_job(doc, events)
+        if reservation_id and self.settings.quota_wait_s > 0:
+            doc = await self._await_quota(org_id, gen_id)
+        return doc
+
+    def _started(self, job: Doc) -> Staged:
+        return self._stage(
+            gev.GenerationStarted(
+                org_id=job["org_id"],
+                generation_id=job["_id"],
+                project_id=job["project_id"],
+                tier=TIERS[job["tier"]],
+                reservation_id=job["reservation_id"],
+                started_at=_ts(self.clock()),
+            ),
+            job["org_id"],
+            job["_id"],
+        )
+
+    async def _await_quota(self, org_id: str, gen_id: str) -> Doc:
+        deadline = time.monotonic() + self.settings.quota_wait_s
+        while True:
+            job = await self.store.job(org_id, gen_id)
+            assert job is not None
+            if job["stage"] != "quota" or time.monotonic() >= deadline:
+                if job.get("failure", {}).get("reason") == "quota_rejected":
+                    raise QuotaRefused(str(job["failure"].get("detail", "exceeded")))
+                return job
+            await asyncio.sleep(0.05)
+
+    async def on_quota(self, org_id: str, gen_id: str, reserved: bool, why: str = "") -> None:
+        """Billing's answer: reserved → the build is queued for a worker; rejected → the
+        job ends (nothing was built, nothing to release)."""
+        job = await self.store.job(org_id, gen_id)
+        if job is None or job["stage"] != "quota":
+            return
+        now = self.clock()
+        if reserved:
+            await self.store.transition(
+                org_id,
+                gen_id,
+                {"stage": "quota"},
+                {"stage": "queued", "updated_at": now},
+                [self._started(job)],
+            )
+        else:
+            await self.store.transition(
+                org_id,
+                gen_id,
+                {"stage": "quota"},
+                {
+                    "status": "failed",
+                    "stage": "quota",
+                    "updated_at": now,
+                    "failure": {"reason": "quota_rejected", "detail": why},
+                },
+            )
+        self._notify(gen_id)
+
+    # ------------------------------------------------------------ the worker
+    async def build(self, org_id: str, gen_id: str) -> None:
+        """Run one job (the worker consumer calls this for GenerationStarted)."""
+        job = await self.store.job(org_id, gen_id)
+        if job is None or job["status"] in ("completed", "failed"):
+            return  # redelivered after the end: nothing runs twice
+        now = self.clock()
+        lease = now + timedelta(seconds=self.settings.lease_s)
+        claimed = await self.store.transition(
+            org_id,
+            gen_id,
+            {
+                "$or": [
+                    {"status": "queued", "stage": "queued"},
+                    {"status": "running", "lease_until": {"$lt": now}},
+                ]
+            },
+            {
+                "status": "running",
+                "stage": "rendering",
+                "progress": 10,
+                "lease_until": lease,
+                "attempts": int(job.get("attempts", 0)) + 1,
+                "updated_at": now,
+            },
+        )
+        if claimed is None:
+            from qlp_kit.transient import TransientError
+
+            if job["status"] == "running":  # another worker holds it: look again later
+                raise TransientError(f"{gen_id} is held by another worker")
+            return
+        self._notify(gen_id)
+        bp = Blueprint.model_validate(job["blueprint"])
+        files = render(bp)
+        await self._progress_to(org_id, gen_id, "gate", 40)
+        report = (
+            await G.gate(
+                files,
+                G.Limits(
+                    self.settings.gate_cpu_s,
+                    self.settings.gate_memory_mb,
+                    self.settings.gate_wall_s,
+                ),
+            )
+        ).as_dict()
+        await self.store.record_outcome(bp.pattern_id, gen_id, "gate_runs")
+        if report["passed"]:
+            await self.store.record_outcome(bp.pattern_id, gen_id, "gate_passed")
+            await self._complete(job, bp, files, report)
+        else:
+            await self._fail(job, "quality_gate_failed", str(report["failure"]), report)
+
+    async def _progress_to(self, org_id: str, gen_id: str, stage_: str, pct: int) -> None:
+        await self.store.transition(
+            org_id,
+            gen_id,
+            {"status": "running"},
+            {"stage": stage_, "progress": pct, "updated_at": self.clock()},
+        )
+        self._notify(gen_id)
+
+    async def _complete(
+        self, job: Doc, bp: Blueprint, files: dict[str, bytes], report: Doc
+    ) -> None:
+        org_id, gen_id = job["org_id"], job["_id"]
+        now = self.clock()
+        await self.store.ensure_project(org_id, job["project_id"], bp.title, now)
+        manifest = await self.store.put_files(org_id, files)
+        version_id = "ver_" + gen_id.removeprefix("gen_")
+        version = await self.store.add_version(
+            org_id,
+            {
+                "_id": version_id,
+                "org_id": org_id,
+                "project_id": job["project_id"],
+                "parent_version_id": job.get("parent_version_id", ""),
+                "source": "generation",
+                "generation_id": gen_id,
+                "files": manifest,
+                "gate": report,
+                "blueprint": job["blueprint"],
+                "pack": f"{pack().id}@{pack().version}",
+                "pattern_id": bp.pattern_id,
+                "created_at": now,
+            },
+            [],
+        )
+        done = self._stage(
+            gev.GenerationCompleted(
+                org_id=org_id,
+                generation_id=gen_id,
+                project_id=job["project_id"],
+                version_id=version_id,
+                tier=TIERS[job["tier"]],
+                reservation_id=job.get("reservation_id", ""),
+                file_count=len(files),
+                quality=_quality(report),
+                duration_ms=int(report.get("duration_ms", 0)),
+                pattern_ids=[bp.pattern_id],
+                completed_at=_ts(now),
+            ),
+            org_id,
+            gen_id,
+        )
+        created = self._stage(
+            gev.ProjectVersionCreated(
+                org_id=org_id,
+                project_id=job["project_id"],
+                version_id=version_id,
+                number=int(version["number"]),
+                parent_version_id=job.get("parent_version_id", ""),
+                source=gt.VERSION_SOURCE_GENERATION,
+                generation_id=gen_id,
+                created_at=_ts(now),
+            ),
+            org_id,
+            job["project_id"],
+        )
+        await self.store.transition(
+            org_id,
+            gen_id,
+            {"status": "running"},
+            {
+                "status": "completed",
+                "stage": "done",
+                "progress": 100,
+                "version_id": version_id,
+                "gate": report,
+                "updated_at": now,
+            },
+            [done, created],
+        )
+        self._notify(gen_id)
+
+    async def _fail(self, job: Doc, reason: str, detail: str, report: Doc | None) -> None:
+        org_id, gen_id = job["org_id"], job["_id"]
+        now = self.clock()
+        ev = self._stage(
+            gev.GenerationFailed(
+                org_id=org_id,
+                generation_id=gen_id,
+                project_id=job["project_id"],
+                tier=TIERS[job["tier"]],
+                reservation_id=job.get("reservation_id", ""),
+                reason=gt.GENERATION_FAILURE_REASON_QUALITY_GATE_FAILED
+                if reason == "quality_gate_failed"
+                else gt.GENERATION_FAILURE_REASON_INTERNAL,
+                message=detail[:1000],
+                retryable=False,
+                quality=_quality(report or {}),
+                failed_at=_ts(now),
+            ),
+            org_id,
+            gen_id,
+        )
+        await self.store.transition(
+            org_id,
+            gen_id,
+            {"status": "running"},
+            {
+                "status": "failed",
+                "stage": "done",
+                "progress": 100,
+                "gate": report,
+                "failure": {"reason": reason, "detail": detail},
+                "updated_at": now,
+            },
+            [ev],
+        )
+        self._notify(gen_id)
+
+    # ------------------------------------------------------------ progress (SSE)
+    def _notify(self, gen_id: str) -> None:
+        ev = self._progress.pop(gen_id, None)
+        if ev is not None:
+            ev.set()
+
+    async def wait_change(self, gen_id: str, timeout: float) -> None:
+        ev = self._progress.setdefault(gen_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    # ------------------------------------------------------------ versions
+    async def job(self, org_id: str, gen_id: str) -> Doc:
+        job = await self.store.job(org_id, gen_id)
+        if job is None:
+            raise NotFound(f"generation {gen_id}")
+        return job
+
+    async def version(self, org_id: str, project_id: str, version_id: str) -> Doc:
+        v = await self.store.version(org_id, project_id, version_id)
+        if v is None:
+            raise NotFound(f"version {version_id}")
+        return v
+
+    async def copy_version(self, org_id: str, project_id: str, version_id: str, source: str) -> Doc:
+        """Restore (a new version equal to an old one) or branch (a new version whose
+        parent is the old one, on a new branch)."""
+        old = await self.version(org_id, project_id, version_id)
+        now = self.clock()
+        new_vid = new_id("ver")
+        branch = "main" if source == "restore" else new_vid
+        doc = await self.store.add_version(
+            org_id,
+            {
+                "_id": new_vid,
+                "org_id": org_id,
+                "project_id": project_id,
+                "parent_version_id": version_id,
+                "source": source,
+                "generation_id": "",
+                "files": old["files"],
+                "gate": old.get("gate"),
+                "blueprint": old["blueprint"],
+                "pack": old.get("pack", ""),
+                "pattern_id": old.get("pattern_id", ""),
+                "branch": branch,
+                "created_at": now,
+            },
+            [],
+        )
+        return doc
+
+    async def diff(self, org_id: str, project_id: str, a: str, b: str) -> list[Doc]:
+        va = await self.version(org_id, project_id, a)
+        vb = await self.version(org_id, project_id, b)
+        fa = await self.store.files(org_id, va["files"])
+        fb = await self.store.files(org_id, vb["files"])
+        out = []
+        for path in sorted(set(fa) | set(fb)):
+            if va["files"].get(path) == vb["files"].get(path):
+                continue
+            status = "added" if path not in fa else "removed" if path not in fb else "modified"
+            lines = difflib.unified_diff(
+                fa.get(path, b"").decode("utf-8", "replace").splitlines(keepends=True),
+                fb.get(path, b"").decode("utf-8", "replace").splitlines(keepends=True),
+                f"a/{path}",
+                f"b/{path}",
+            )
+            out.append({"path": path, "status": status, "patch": "".join(lines)})
+        return out
+
+    async def archive(
+        self, org_id: str, project_id: str, version_id: str, fmt: str
+    ) -> tuple[bytes, str]:
+        v = await self.version(org_id, project_id, version_id)
+        files = await self.store.files(org_id, v["files"])
+        folder = str(v["blueprint"]["name"])
+        buf = io.BytesIO()
+        if fmt == "zip":
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+                for path, data in sorted(files.items()):
+                    z.writestr(f"{folder}/{path}", data)
+        else:
+            with tarfile.open(fileobj=buf, mode="w:gz") as t:
+                for path, data in sorted(files.items()):
+                    info = tarfile.TarInfo(f"{folder}/{path}")
+                    info.size, info.mode, info.mtime = len(data), 0o644, 0
+                    t.addfile(info, io.BytesIO(data))
+        return buf.getvalue(), folder
+
+    async def feedback(
+        self, org_id: str, project_id: str, version_id: str, rating: int, comment: str
+    ) -> None:
+        v = await self.version(org_id, project_id, version_id)
+        await self.store.set_feedback(org_id, version_id, rating, comment)
+        if v.get("pattern_id"):
+            field = (
+                "feedback_up"
+                if rating >= 4
+                else "feedback_down"
+                if rating <= 2
+                else "feedback_neutral"
+            )
+            await self.store.record_outcome(str(v["pattern_id"]), f"{org_id}|{version_id}", field)
+
+    async def patterns(self, q: str) -> list[Doc]:
+        outcomes = await self.store.outcomes()
+        words = [w for w in q.lower().split() if w]
+        out = []
+        for p in library().patterns:
+            hay = " ".join([p.id, p.title, *p.keywords]).lower()
+            if words and not all(w in hay for w in words):
+                continue
+            o = outcomes.get(p.id, {})
+            runs = int(o.get("gate_runs", 0))
+            out.append(
+                {
+                    "id": p.id,
+                    "title": p.title,
+                    "version": library().version,
+                    "keywords": list(p.keywords),
+                    "entities": [e["name"] for e in p.entities],
+                    "gate_runs": runs,
+                    "gate_passed": int(o.get("gate_passed", 0)),
+                    "gate_pass_rate": (int(o.get("gate_passed", 0)) / runs) if runs else None,
+                    "feedback_up": int(o.get("feedback_up", 0)),
+                    "feedback_down": int(o.get("feedback_down", 0)),
+                }
+            )
+        return out

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from qlp_kit.settings import ServiceSettings
+
+
+class GenerationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="QLP_GENERATION_", extra="ignore", populate_by_name=True
+    )
+    service_name: str = "generation"
+    consumer_group_prefix: str = "generation"
+    #: Reserve quota through billing's reservation saga before building (off only in
+    #: tests of the service alone; a generation then reserves nothing).
+    quota_enabled: bool = True
+    #: How long POST /v1/generations waits for billing's answer so that "no quota" is
+    #: a 429 problem; later answers still decide the job (it then fails, visibly).
+    quota_wait_s: float = 10.0
+    #: A running job whose worker has not finished by then may be taken over.
+    lease_s: float = 300.0
+    gate_cpu_s: int = 120
+    gate_memory_mb: int = 2048
+    gate_wall_s: float = 180.0
+    #: A replica may serve only the API (no worker consumer).
+    worker_enabled: bool = True
+    #: One generation at a time per consumer (a worker); replicas add workers.
+    consumer_batch_max_records: int = 1
