@@ -15,6 +15,7 @@ ROUTE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("/v1/billing", "billing"),
     ("/v1/generations", "generation"),
     ("/v1/projects", "generation"),
+    ("/v1/patterns", "generation"),
     ("/v1/marketplace", "marketplace"),
     ("/v1/providers", "scheduler"),
     ("/v1/gpu", "scheduler"),

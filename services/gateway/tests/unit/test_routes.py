@@ -16,6 +16,7 @@ from qlp_gateway.routes import Route, body_limit, resolve
         ("/v1/billing/subscription", "billing"),
         ("/v1/generations", "generation"),
         ("/v1/projects/prj_1/versions", "generation"),
+        ("/v1/patterns", "generation"),
         ("/v1/marketplace/listings", "marketplace"),
         ("/v1/providers/prv_1/machines", "scheduler"),
         ("/v1/gpu/offers", "scheduler"),
