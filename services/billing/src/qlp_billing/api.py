@@ -40,6 +40,7 @@ from qlp_billing.schemas import (
     ReversalIn,
     SubscriptionIn,
     SubscriptionOut,
+    SubscriptionPreviewOut,
     UsageOut,
 )
 from qlp_billing.service import Billing, BillingError
@@ -51,7 +52,7 @@ from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
 from qlp_kit.money import Money
 from qlp_kit.permissions import public, require
-from qlp_kit.problems import Problem
+from qlp_kit.problems import Problem, status_title
 
 router = APIRouter(prefix="/v1/billing", tags=["billing"])
 admin_router = APIRouter(prefix="/v1/billing/admin", tags=["billing admin"])
@@ -70,7 +71,13 @@ def _billing(ctx: Any) -> Billing:
 
 
 def _problem(exc: BillingError) -> Problem:
-    return Problem(exc.status, type(exc).__name__, str(exc), type_=exc.type_)
+    return Problem(
+        exc.status, status_title(exc.status), str(exc), type_=exc.type_, **exc.extensions
+    )
+
+
+def _unknown_plan(exc: UnknownPlan) -> Problem:
+    return Problem(422, "Unknown plan", str(exc), type_="unknown-plan", plans=list(PLANS))
 
 
 def _plan_out(plan_id: str) -> PlanOut:
@@ -128,9 +135,11 @@ async def list_plans() -> PlanList:
 
 @router.get("/plans/{plan_id}", response_model=PlanOut, dependencies=[public()])
 async def get_plan_view(plan_id: str) -> PlanOut:
-    if plan_id not in PLANS:
-        raise Problem(404, "Not found", "plan not found")
-    return _plan_out(plan_id)
+    try:
+        plan = get_plan(plan_id)
+    except UnknownPlan as exc:
+        raise Problem(404, "Not found", str(exc), plans=list(PLANS)) from None
+    return _plan_out(plan.id)
 
 
 @router.get("/subscription", response_model=SubscriptionOut)
@@ -147,12 +156,30 @@ async def put_subscription(ctx: Ctx, principal: Writer, body: SubscriptionIn) ->
             trial=body.trial,
             actor_kind=principal.kind,
             actor_id=principal.subject,
+            require_payment=True,
         )
-    except UnknownPlan:
-        raise Problem(422, "Unknown plan", f"no plan {body.plan!r}", type_="unknown-plan") from None
+    except UnknownPlan as exc:
+        raise _unknown_plan(exc) from None
     except BillingError as exc:
         raise _problem(exc) from None
     return _sub_out(sub)
+
+
+@router.get("/subscription/preview", response_model=SubscriptionPreviewOut)
+async def preview_subscription(
+    ctx: Ctx,
+    principal: Reader,
+    plan: Annotated[str, Query(min_length=1, max_length=64, examples=["starter"])],
+    trial: bool = False,
+) -> SubscriptionPreviewOut:
+    """What ``PUT /subscription`` with this plan would do now, changing nothing."""
+    try:
+        res = await _billing(ctx).preview_change(principal.org_id, plan, trial=trial)
+    except UnknownPlan as exc:
+        raise _unknown_plan(exc) from None
+    except BillingError as exc:
+        raise _problem(exc) from None
+    return SubscriptionPreviewOut.model_validate(res)
 
 
 @router.delete("/subscription", response_model=SubscriptionOut)
@@ -174,7 +201,9 @@ async def get_usage(
         try:
             period = M.parse_period(period)
         except ValueError as exc:
-            raise Problem(400, "Bad period", str(exc), type_="bad-period") from None
+            raise Problem(
+                422, status_title(422), f"query parameter period: {exc}", type_="bad-period"
+            ) from None
     return UsageOut.model_validate(await _billing(ctx).usage(principal.org_id, period))
 
 
@@ -238,7 +267,7 @@ async def post_credits(
     except (BillingError, ValueError) as exc:
         if isinstance(exc, BillingError):
             raise _problem(exc) from None
-        raise Problem(400, "Bad amount", str(exc)) from None
+        raise Problem(422, status_title(422), str(exc)) from None
     bal = await billing.balance(principal.org_id)
     return CreditsOut(
         payment_id=pid,
@@ -267,7 +296,11 @@ async def list_invoices(
     try:
         docs, nxt = await _billing(ctx).invoices(principal.org_id, limit, cursor)
     except ValueError:
-        raise Problem(400, "Bad cursor", "malformed cursor") from None
+        raise Problem(
+            422,
+            status_title(422),
+            "query parameter cursor: malformed cursor; pass next_cursor of the previous page",
+        ) from None
     return InvoiceList(items=[_inv_out(d) for d in docs], next_cursor=nxt)
 
 
@@ -286,10 +319,14 @@ async def get_invoice(ctx: Ctx, principal: Reader, invoice_id: str) -> InvoiceOu
 
 @router.get("/invoices/{invoice_id}/html", response_class=HTMLResponse)
 async def get_invoice_html(ctx: Ctx, principal: Reader, invoice_id: str) -> HTMLResponse:
+    """The invoice as a printable HTML page; ``upcoming`` is the current period's."""
     from qlp_billing.service import invoice_html
 
     try:
-        inv = await _billing(ctx).invoice(principal.org_id, invoice_id)
+        if invoice_id == "upcoming":
+            inv = await _billing(ctx).upcoming_invoice(principal.org_id)
+        else:
+            inv = await _billing(ctx).invoice(principal.org_id, invoice_id)
     except BillingError as exc:
         raise _problem(exc) from None
     return HTMLResponse(
@@ -308,7 +345,11 @@ async def list_payouts(
     try:
         items, nxt = await _billing(ctx).payouts(principal.org_id, limit, cursor)
     except ValueError:
-        raise Problem(400, "Bad cursor", "malformed cursor") from None
+        raise Problem(
+            422,
+            status_title(422),
+            "query parameter cursor: malformed cursor; pass next_cursor of the previous page",
+        ) from None
     return PayoutList(items=[PayoutOut.model_validate(i) for i in items], next_cursor=nxt)
 
 
@@ -343,7 +384,9 @@ async def admin_metrics(
         try:
             period = M.parse_period(period)
         except ValueError as exc:
-            raise Problem(400, "Bad period", str(exc), type_="bad-period") from None
+            raise Problem(
+                422, status_title(422), f"query parameter period: {exc}", type_="bad-period"
+            ) from None
     return await _billing(ctx).admin_metrics(period)
 
 

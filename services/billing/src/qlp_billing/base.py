@@ -23,6 +23,11 @@ class BillingError(Exception):
     status = 400
     type_ = "billing-error"
 
+    def __init__(self, message: str = "", **extensions: Any) -> None:
+        super().__init__(message)
+        #: Extra members of the problem document (amounts, what to do).
+        self.extensions = extensions
+
 
 class Conflict(BillingError):
     status = 409

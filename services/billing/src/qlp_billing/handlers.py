@@ -50,7 +50,9 @@ def build_consumers(billing: Billing) -> list[ConsumerSpec]:
     prefix = billing.settings.consumer_group_prefix
 
     async def on_identity(ev: Event) -> None:
-        await billing.open_subscription(ev.message.org_id or ev.org_id)
+        org_id = ev.message.org_id or ev.org_id
+        await billing.open_subscription(org_id)
+        await billing.record_org(org_id, ev.message.name, ev.message.billing_email)
 
     async def on_usage(ev: Event) -> None:
         await billing.ingest_usage([ev])

@@ -3,7 +3,6 @@ drafts, finalization, booking, payment and void, and the HTML rendering."""
 
 from __future__ import annotations
 
-import html
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,12 +13,15 @@ from qlp_billing import metering as M
 from qlp_billing import pricing
 from qlp_billing.base import BillingBase, BillingError, Conflict, NotFound
 from qlp_billing.events import bev, bt, money, out, ts
+from qlp_billing.invoice_docs import bill_to, invoice_html, issuer
 from qlp_billing.plans import Plan, get_plan
 from qlp_billing.timeutil import dt, ms
 from qlp_kit.ids import new_id
 from qlp_kit.money import Money
 
 log = structlog.get_logger("qlp.billing")
+
+__all__ = ["Invoicing", "invoice_html"]
 
 Doc = dict[str, Any]
 
@@ -116,8 +118,12 @@ class Invoicing(BillingBase):
             "period_end": end,
             "status": "upcoming",
             "lines": [x.to_dict() for x in lines],
+            "subtotal": {"amount": total, "currency": "USD"},
+            "tax": {"amount": 0, "currency": "USD"},
             "total": {"amount": total, "currency": "USD"},
             "amount_due": {"amount": due, "currency": "USD"},
+            "bill_to": bill_to(sub, org_id),
+            "issuer": issuer(self.settings),
         }
 
     async def run_invoicing(self, now: datetime | None = None) -> dict[str, int]:
@@ -185,7 +191,7 @@ class Invoicing(BillingBase):
         lines = await self._lines(sub, period, invoice_id)
         total, due = pricing.totals(lines)
         number = f"QLP-{now.year}-{await self.store.next_number(f'invoice-{now.year}'):06d}"
-        due_at = now + timedelta(days=14)
+        due_at = now + timedelta(days=self.settings.invoice_due_days)
         ev = bev.InvoiceIssued(
             org_id=inv["org_id"],
             invoice_id=inv["_id"],
@@ -225,6 +231,9 @@ class Invoicing(BillingBase):
                     "amount_due": {"amount": due, "currency": "USD"},
                     "issued_at": ms(now),
                     "due_at": ms(due_at),
+                    # who it is addressed to and who issued it, as of issue
+                    "bill_to": bill_to(sub, org_id),
+                    "issuer": issuer(self.settings),
                     "booked": 0 if due > 0 else 1,
                     "paid_at": ms(now) if due <= 0 else None,
                 }
@@ -403,17 +412,22 @@ class Invoicing(BillingBase):
         inv = await self.store.get_invoice(org_id, invoice_id)
         if inv is None:
             raise NotFound("invoice not found")
-        if inv.get("status") in ("draft", "finalizing"):
+        sub = None
+        if inv.get("status") in ("draft", "finalizing") or not inv.get("bill_to"):
             sub = await self.store.get_subscription(org_id, light=True)
-            if sub is not None:
-                lines = await self._lines(sub, inv["period"])
-                total, due = pricing.totals(lines)
-                inv = {
-                    **inv,
-                    "lines": [x.to_dict() for x in lines],
-                    "total": {"amount": total, "currency": "USD"},
-                    "amount_due": {"amount": due, "currency": "USD"},
-                }
+        if inv.get("status") in ("draft", "finalizing") and sub is not None:
+            lines = await self._lines(sub, inv["period"])
+            total, due = pricing.totals(lines)
+            inv = {
+                **inv,
+                "lines": [x.to_dict() for x in lines],
+                "subtotal": {"amount": total, "currency": "USD"},
+                "total": {"amount": total, "currency": "USD"},
+                "amount_due": {"amount": due, "currency": "USD"},
+            }
+        if not inv.get("bill_to"):
+            # a draft, or issued before invoices carried them: as of now
+            inv = {**inv, "bill_to": bill_to(sub, org_id), "issuer": issuer(self.settings)}
         return self._invoice_view(inv)
 
 
@@ -426,34 +440,3 @@ def _line_kind(kind: str) -> Any:
         pricing.MARKETPLACE: bt.INVOICE_LINE_KIND_USAGE,
         pricing.GPU_COMPUTE: bt.INVOICE_LINE_KIND_USAGE,
     }.get(kind, bt.INVOICE_LINE_KIND_UNSPECIFIED)
-
-
-def invoice_html(inv: Doc) -> str:
-    """A printable HTML rendering of an invoice."""
-    esc = html.escape
-
-    def fmt(m: Doc | None) -> str:
-        m = m or {"amount": 0, "currency": "USD"}
-        return Money(int(m["amount"]), str(m.get("currency", "USD"))).format()
-
-    rows = "".join(
-        f"<tr><td>{esc(str(x['kind']))}</td><td>{esc(str(x['description']))}</td>"
-        f"<td style='text-align:right'>{int(x['quantity'])}</td>"
-        f"<td style='text-align:right'>{esc(fmt(x['amount']))}"
-        f"{' (prepaid)' if x.get('prepaid') else ''}</td></tr>"
-        for x in inv.get("lines") or []
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>Invoice {esc(str(inv.get('number') or inv.get('_id')))}</title>"
-        "<style>body{font-family:sans-serif}td,th{padding:4px 8px;border-bottom:1px solid #ddd}</style>"
-        "</head><body>"
-        f"<h1>Invoice {esc(str(inv.get('number') or '(draft)'))}</h1>"
-        f"<p>Organization: {esc(str(inv['org_id']))}<br>Period: {esc(str(inv['period']))}"
-        f"<br>Status: {esc(str(inv['status']))}</p>"
-        "<table><tr><th>Kind</th><th>Description</th><th>Qty</th><th>Amount</th></tr>"
-        f"{rows}</table>"
-        f"<p>Total: {esc(fmt(inv.get('total')))}<br>"
-        f"Amount due: {esc(fmt(inv.get('amount_due')))}</p>"
-        "</body></html>"
-    )

@@ -223,6 +223,8 @@ class Settlement:
     platform_fee: int
     refunded: int
     shares: tuple[ShareOut, ...]
+    #: Each provider's price per GPU-hour (minor units), in the order of ``shares``.
+    rates: tuple[int, ...] = ()
 
 
 def compute_settlement(held: Money, usage: Sequence[ProviderUse], fee_bps: int) -> Settlement:
@@ -245,7 +247,14 @@ def compute_settlement(held: Money, usage: Sequence[ProviderUse], fee_bps: int) 
         fee_total += fee.amount
         shares.append(ShareOut(u.provider_id, u.provider_org_id, u.gpu_minutes, g, net.amount))
     charged = sum(grosses)
-    return Settlement(held.amount, charged, fee_total, held.amount - charged, tuple(shares))
+    return Settlement(
+        held.amount,
+        charged,
+        fee_total,
+        held.amount - charged,
+        tuple(shares),
+        tuple(u.price_per_gpu_hour for u in usage),
+    )
 
 
 def escrow_settle(org_id: str, escrow_id: str, job_id: str, currency: str, s: Settlement) -> Txn:
@@ -265,8 +274,19 @@ def escrow_settle(org_id: str, escrow_id: str, job_id: str, currency: str, s: Se
         _legs(*pairs),
         currency,
         memo=f"GPU job {job_id} settled",
-        refs={"escrow_id": escrow_id, "job_id": job_id},
+        refs={"escrow_id": escrow_id, "job_id": job_id, **_usage_refs(s)},
     )
+
+
+def _usage_refs(s: Settlement) -> dict[str, str]:
+    """What the invoice line says about the job: its GPU-minutes and, when every
+    provider charged one rate, that rate per GPU-hour."""
+    minutes = sum(sh.gpu_minutes for sh in s.shares)
+    refs = {"gpu_minutes": str(minutes)} if s.shares else {}
+    rates = {r for r in s.rates if r}
+    if len(rates) == 1:
+        refs["price_per_gpu_hour"] = str(rates.pop())
+    return refs
 
 
 def sale(

@@ -9,6 +9,8 @@ from typing import Any
 import structlog
 
 from qlp_billing.api import admin_router, router, webhook_router
+from qlp_billing.api_invoices import router as invoice_router
+from qlp_billing.api_invoices import shared_router
 from qlp_billing.handlers import consumers, get_billing
 from qlp_billing.repository import INDEXES, OUTBOX_COLLECTIONS, TENANT_COLLECTIONS
 from qlp_billing.settings import BillingSettings
@@ -47,7 +49,7 @@ def background(ctx: ServiceContext) -> list[Callable[[], Coroutine[Any, Any, Non
 service = ServiceDefinition(
     name="billing",
     settings_cls=BillingSettings,
-    routers=[router, admin_router, webhook_router],
+    routers=[router, invoice_router, admin_router, webhook_router, shared_router],
     indexes=INDEXES,
     outbox_collections=list(OUTBOX_COLLECTIONS),
     tenant_collections=list(TENANT_COLLECTIONS),

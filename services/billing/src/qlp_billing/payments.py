@@ -31,12 +31,19 @@ class PaymentPort(Protocol):
         """Start collecting ``amount``; ``succeeded`` means the caller books it now."""
         ...
 
+    async def has_payment_method(self, org_id: str) -> bool:
+        """Whether the org has a payment method on file that charges can go to."""
+        ...
+
 
 class PrepaidProvider:
     name = "prepaid"
 
     async def start_top_up(self, org_id: str, amount: Money, idempotency_key: str) -> TopUpStarted:
         return TopUpStarted(self.name, idempotency_key, "succeeded")
+
+    async def has_payment_method(self, org_id: str) -> bool:
+        return False  # prepaid credits only: the balance is what pays
 
 
 class StripeProvider:
@@ -64,6 +71,20 @@ class StripeProvider:
         return TopUpStarted(
             self.name, str(intent["id"]), "pending", str(intent.get("client_secret") or "")
         )
+
+    async def has_payment_method(self, org_id: str) -> bool:
+        """A Stripe customer of the org (``metadata.org_id``) with a payment method."""
+        safe = org_id.replace("\\", "").replace("'", "")
+        found = await self.client.v1.customers.search_async(
+            params={"query": f"metadata['org_id']:'{safe}'", "limit": 5}
+        )
+        for customer in found["data"]:
+            methods = await self.client.v1.payment_methods.list_async(
+                params={"customer": str(customer["id"]), "limit": 1}
+            )
+            if methods["data"]:
+                return True
+        return False
 
 
 def provider_for(name: str, stripe_api_key: str = "") -> PaymentPort:

@@ -129,12 +129,19 @@ TRIAL_DAYS = 14
 
 
 class UnknownPlan(LookupError):
-    pass
+    def __init__(self, plan_id: str) -> None:
+        super().__init__(f"there is no plan {plan_id!r}; the plans are {', '.join(PLANS)}")
+        self.plan_id = plan_id
+
+
+def normalize_plan_id(plan_id: str) -> str:
+    """Plan ids are case-insensitive: ``"Starter "`` is ``"starter"``."""
+    return plan_id.strip().lower()
 
 
 def get_plan(plan_id: str) -> Plan:
     try:
-        return PLANS[plan_id]
+        return PLANS[normalize_plan_id(plan_id)]
     except KeyError:
         raise UnknownPlan(plan_id) from None
 

@@ -16,9 +16,12 @@ from qlp_billing.plans import (
     PREMIUM_MULTIPLIER,
     STORAGE_GB_HOURS,
     TIERS,
+    TRIAL_DAYS,
     USAGE_PRICES,
     Plan,
+    UnitPrice,
 )
+from qlp_kit.money import Money
 
 SUBSCRIPTION = "subscription"
 PRORATION = "proration"
@@ -47,6 +50,21 @@ class Line:
             "amount": {"amount": self.amount, "currency": currency},
             "prepaid": self.prepaid,
         }
+
+
+def _n(count: int, unit: str) -> str:
+    """``1,200 calls``, ``1 minute``."""
+    return f"{count:,} {unit}" + ("" if count == 1 else "s")
+
+
+def _price(price: UnitPrice, units: int = 1) -> str:
+    """A unit price in words: ``0.001 USD``, ``0.10 USD`` (``units`` of the meter)."""
+    num, den = price.amount * units, price.per
+    whole, frac = divmod(num * 1000 // (den * 100), 1000)  # minor units: cents
+    text = f"{whole}.{frac:03d}".rstrip("0")
+    if len(text.split(".")[1]) < 2:
+        text = f"{whole}.{frac // 10:02d}"
+    return f"{text} USD"
 
 
 def prorate(amount: int, remaining_s: int, period_s: int) -> int:
@@ -125,10 +143,13 @@ def generation_lines(plan: Plan, aggs: Mapping[str, MeterAggregate]) -> list[Lin
         amount = price.cost(premium - waived_p, PREMIUM_MULTIPLIER) + price.cost(
             standard - waived_s
         )
+        billed = (premium - waived_p) + (standard - waived_s)
         lines.append(
             Line(
                 USAGE,
-                f"Generations {tier.upper()} ({agg.sum}, {agg.sum - (premium - waived_p) - (standard - waived_s)} included)",
+                f"Generations {tier.upper()}: {_n(agg.sum, 'generation')}, "
+                f"{agg.sum - billed:,} included in the {plan.name} plan, {billed:,} billed "
+                f"at {_price(price)} each" + (" (premium models cost twice)" if premium else ""),
                 amount,
                 agg.sum,
                 meter,
@@ -144,7 +165,8 @@ def usage_lines(plan: Plan, aggs: Mapping[str, MeterAggregate]) -> list[Line]:
         lines.append(
             Line(
                 USAGE,
-                f"API calls ({a.sum}, {a.sum - billable} included)",
+                f"API calls: {_n(a.sum, 'call')}, {a.sum - billable:,} included in the "
+                f"{plan.name} plan, {billable:,} billed at {_price(USAGE_PRICES[API_CALLS])} each",
                 USAGE_PRICES[API_CALLS].cost(billable),
                 a.sum,
                 API_CALLS,
@@ -155,7 +177,9 @@ def usage_lines(plan: Plan, aggs: Mapping[str, MeterAggregate]) -> list[Line]:
         lines.append(
             Line(
                 USAGE,
-                f"Storage ({a.sum} GB-hours, {a.sum - billable} included)",
+                f"Storage: {a.sum:,} GB-hours, {a.sum - billable:,} included in the "
+                f"{plan.name} plan, {billable:,} billed at "
+                f"{_price(USAGE_PRICES[STORAGE_GB_HOURS], HOURS_PER_MONTH)} per GB-month",
                 USAGE_PRICES[STORAGE_GB_HOURS].cost(billable),
                 a.sum,
                 STORAGE_GB_HOURS,
@@ -167,7 +191,7 @@ def usage_lines(plan: Plan, aggs: Mapping[str, MeterAggregate]) -> list[Line]:
         lines.append(
             Line(
                 USAGE,
-                f"Compute ({a.sum} minutes)",
+                f"Compute: {_n(a.sum, 'minute')} at {_price(price)} per minute",
                 price.cost(premium, PREMIUM_MULTIPLIER) + price.cost(a.sum - premium),
                 a.sum,
                 COMPUTE_MINUTES,
@@ -195,7 +219,7 @@ def late_usage_lines(
         amount = x.amount - (prev.amount if prev else 0)
         if qty <= 0 and amount == 0:
             continue
-        label = x.description.split(" (", 1)[0]
+        label = x.description.split(":", 1)[0]
         out.append(
             Line(
                 USAGE,
@@ -221,7 +245,8 @@ def invoice_lines(
     lines = [
         Line(
             SUBSCRIPTION,
-            f"{plan_at_start.name} plan" + (" (trial)" if trial else ""),
+            f"{plan_at_start.name} plan, monthly subscription"
+            + (f" ({TRIAL_DAYS}-day free trial)" if trial else ""),
             0 if trial else plan_at_start.price.amount,
         )
     ]
@@ -233,7 +258,9 @@ def invoice_lines(
         if t.get("kind") == "sale":
             amount = sum(-int(x["amount"]) for x in t["legs"] if int(x["amount"]) < 0)
             ref = (t.get("refs") or {}).get("purchase_id", "")
-            lines.append(Line(MARKETPLACE, f"Marketplace purchase {ref}", amount, prepaid=True))
+            lines.append(
+                Line(MARKETPLACE, f"Marketplace purchase {ref}".strip(), amount, prepaid=True)
+            )
         elif t.get("kind") == "escrow_settle":
             refs = t.get("refs") or {}
             refund = sum(
@@ -242,15 +269,28 @@ def invoice_lines(
                 if str(x["account"]).startswith("customer_balance:")
             )
             held = sum(int(x["amount"]) for x in t["legs"] if int(x["amount"]) > 0)
-            lines.append(
-                Line(
-                    GPU_COMPUTE,
-                    f"GPU job {refs.get('job_id', '')}",
-                    held - refund,
-                    prepaid=True,
-                )
-            )
+            cost = held - refund
+            if cost <= 0:
+                continue  # a job that failed or was canceled before costing anything
+            lines.append(Line(GPU_COMPUTE, gpu_job_description(refs), cost, prepaid=True))
     return lines
+
+
+def gpu_job_description(refs: Mapping[str, Any]) -> str:
+    """``GPU job job_1 (2 x A100): 90 GPU-minutes at 1.20 USD per GPU-hour``, from what
+    the settlement recorded (older settlements name the job only)."""
+    text = f"GPU job {refs.get('job_id', '')}".strip()
+    model = str(refs.get("gpu_model") or "")
+    if model:
+        count = str(refs.get("gpu_count") or "")
+        text += f" ({count} x {model})" if count else f" ({model})"
+    minutes = str(refs.get("gpu_minutes") or "")
+    if minutes.isdigit():
+        text += f": {_n(int(minutes), 'GPU-minute')}"
+        rate = str(refs.get("price_per_gpu_hour") or "")
+        if rate.isdigit():
+            text += f" at {Money(int(rate)).format()} per GPU-hour"
+    return text
 
 
 def totals(lines: Iterable[Line]) -> tuple[int, int]:

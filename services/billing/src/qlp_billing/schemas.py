@@ -40,6 +40,32 @@ class SubscriptionIn(BaseModel):
     trial: bool = False
 
 
+class ChangeLineOut(BaseModel):
+    kind: str
+    description: str
+    amount: MoneyOut
+
+
+class SubscriptionPreviewOut(BaseModel):
+    """A plan change before it happens."""
+
+    plan: str
+    current_plan: str
+    #: ``now`` (upgrade), ``period_end`` (downgrade), ``trial`` or ``unchanged``.
+    effect: str
+    effective_at: datetime | None = None
+    lines: list[ChangeLineOut]
+    #: Net of the proration lines when it is a charge (billed on this period's invoice).
+    amount_due_now: MoneyOut
+    #: Net of the proration lines when it is a credit.
+    credit: MoneyOut
+    next_period_price: MoneyOut
+    balance: MoneyOut
+    #: False when ``PUT /subscription`` would answer 402 (top up first).
+    payable: bool
+    current_period_end: datetime
+
+
 class SubscriptionOut(BaseModel):
     id: str
     org_id: str
@@ -130,6 +156,38 @@ class InvoiceLineOut(BaseModel):
     prepaid: bool = False
 
 
+class AddressModel(BaseModel):
+    line1: str = Field(default="", max_length=200, examples=["1 Main Street"])
+    line2: str = Field(default="", max_length=200)
+    city: str = Field(default="", max_length=100, examples=["Berlin"])
+    postal_code: str = Field(default="", max_length=20, examples=["10115"])
+    region: str = Field(default="", max_length=100)
+    country: str = Field(default="", max_length=100, examples=["Germany"])
+
+
+class BillingProfileIn(BaseModel):
+    """Who invoices are addressed to."""
+
+    name: str = Field(default="", max_length=200, examples=["Acme Robotics GmbH"])
+    email: str = Field(default="", max_length=320, examples=["billing@acme.example"])
+    address: AddressModel = Field(default_factory=AddressModel)
+    tax_id: str = Field(default="", max_length=64, examples=["DE123456789"])
+
+
+class BillToOut(BaseModel):
+    org_id: str
+    name: str
+    email: str = ""
+    address: AddressModel
+    tax_id: str = ""
+
+
+class IssuerOut(BaseModel):
+    name: str
+    address: list[str]
+    email: str = ""
+
+
 class InvoiceOut(BaseModel):
     id: str | None
     org_id: str
@@ -137,13 +195,27 @@ class InvoiceOut(BaseModel):
     period: str
     period_start: datetime
     period_end: datetime
+    #: ``upcoming``, ``draft``, ``finalized`` (open), ``paid`` or ``void``.
     status: str
+    bill_to: BillToOut | None = None
+    issuer: IssuerOut | None = None
     lines: list[InvoiceLineOut] = []
+    subtotal: MoneyOut | None = None
+    tax: MoneyOut | None = None
     total: MoneyOut | None = None
+    #: The total minus what was already paid from the prepaid balance.
     amount_due: MoneyOut | None = None
     issued_at: datetime | None = None
     due_at: datetime | None = None
     paid_at: datetime | None = None
+
+
+class InvoiceLinkOut(BaseModel):
+    """A link that opens the invoice in a browser, without a bearer token, until
+    ``expires_at``."""
+
+    url: str
+    expires_at: datetime
 
 
 class InvoiceList(BaseModel):

@@ -7,6 +7,7 @@ of them; every database call goes through :class:`~qlp_billing.repository.Store`
 - ``wallet.py``: the wallet-committed ledger (top-ups, escrow, sales, reversals,
   payouts, the ledger check)
 - ``invoicing.py``: invoice lines, finalization, booking, payment and void
+- ``profiles.py``: the billing profile invoices are addressed to
 - ``reports.py``: platform admin metrics
 """
 
@@ -22,6 +23,7 @@ from qlp_billing.base import (
 )
 from qlp_billing.invoicing import Invoicing, invoice_html
 from qlp_billing.plans import PROJECTS, STORAGE_GB
+from qlp_billing.profiles import Profiles
 from qlp_billing.reports import Reports
 from qlp_billing.reservations import Reservations
 from qlp_billing.subscriptions import Subscriptions
@@ -29,7 +31,7 @@ from qlp_billing.usage import Metering
 from qlp_billing.wallet import Wallet
 
 
-class Billing(Subscriptions, Reservations, Metering, Wallet, Invoicing, Reports):
+class Billing(Subscriptions, Reservations, Metering, Wallet, Invoicing, Profiles, Reports):
     """The billing service: every subdomain over one store, settings and clock."""
 
 

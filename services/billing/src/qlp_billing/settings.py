@@ -40,3 +40,14 @@ class BillingSettings(ServiceSettings):
     #: Secret API key for the stripe provider (from a Kubernetes Secret).
     stripe_api_key: str = ""
     stripe_webhook_tolerance_s: int = 300
+
+    #: Who issues the invoices (shown on every invoice; lines of the address by "\n").
+    invoice_issuer_name: str = "QuantumLayer Platform, Inc."
+    invoice_issuer_address: str = "548 Market Street\nSan Francisco, CA 94104\nUnited States"
+    invoice_issuer_email: str = "billing@quantumlayer.dev"
+    #: Invoices are due this many days after they are issued.
+    invoice_due_days: int = Field(default=14, ge=0, le=365)
+    #: HMAC key of signed invoice links; empty: derived from the internal auth secret.
+    invoice_link_secret: str = ""
+    #: How long a signed invoice link opens the invoice (default 7 days; at most 30).
+    invoice_link_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, le=30 * 24 * 3600)

@@ -8,18 +8,32 @@ from typing import Any
 
 import structlog
 
+from qlp_billing import ledger as L
 from qlp_billing import metering as M
 from qlp_billing import pricing
-from qlp_billing.base import BillingBase, BillingError, Conflict, actor_of, month_period
+from qlp_billing.base import (
+    BillingBase,
+    BillingError,
+    Conflict,
+    PaymentRequired,
+    actor_of,
+    month_period,
+)
 from qlp_billing.events import SYSTEM, bev, bt, money, out, quota_limits, ts
+from qlp_billing.payments import provider_for
 from qlp_billing.plans import FREE, GENERATIONS, TRIAL_DAYS, Plan, get_plan
 from qlp_billing.quotas import BadLimit, custom_limit_change, quota_change, quota_docs
 from qlp_billing.timeutil import dt, ms
 from qlp_kit.ids import new_id
+from qlp_kit.money import Money
 
 log = structlog.get_logger("qlp.billing")
 
 Doc = dict[str, Any]
+
+
+def money_dict(amount: int) -> Doc:
+    return {"amount": amount, "currency": "USD"}
 
 
 class Subscriptions(BillingBase):
@@ -96,7 +110,12 @@ class Subscriptions(BillingBase):
         trial: bool = False,
         actor_kind: str = "user",
         actor_id: str = "",
+        require_payment: bool = False,
     ) -> Doc:
+        """Change the org's plan: upgrades now (prorated), downgrades at the period end,
+        ``trial`` starts a 14-day trial. ``require_payment``: an upgrade whose amount
+        due now neither the prepaid balance nor a payment method on file can pay is
+        refused (:class:`PaymentRequired`) before anything changes."""
         new = get_plan(plan_id)
         for _ in range(10):
             now = self.clock()
@@ -133,6 +152,7 @@ class Subscriptions(BillingBase):
                         "status": "trialing",
                         "trial_end": ms(trial_end),
                         "trial_used": 1,
+                        "trial_from_plan_id": cur.id,
                         "scheduled_plan_id": None,
                         "cancel_at_period_end": 0,
                     }
@@ -192,8 +212,13 @@ class Subscriptions(BillingBase):
                 if res is None:
                     continue
                 return res
+            proration = sum(c.amount for c in charges)
+            if require_payment and not trial:
+                await self._require_payable(org_id, new, proration)
+            chg_ids = []
             for n, c in enumerate(charges):
-                sets[f"charges.{new_id('chg')}"] = {
+                chg_ids.append(new_id("chg"))
+                sets[f"charges.{chg_ids[-1]}"] = {
                     "kind": c.kind,
                     "description": c.description,
                     "amount": c.amount,
@@ -201,7 +226,9 @@ class Subscriptions(BillingBase):
                     "at": now,
                     "seq": n,
                 }
-            proration = sum(c.amount for c in charges)
+            if trial:
+                # what cancelling the trial takes back (see cancel)
+                sets["trial_charge_ids"] = chg_ids
             ev = bev.SubscriptionChanged(
                 org_id=org_id,
                 subscription_id=sub["subscription_id"],
@@ -279,6 +306,11 @@ class Subscriptions(BillingBase):
                 raise Conflict("the Free plan cannot be canceled")
             if sub.get("cancel_at_period_end"):
                 return sub
+            if sub.get("status") == "trialing":
+                res = await self._cancel_trial(sub, now, actor_kind, actor_id)
+                if res is not None:
+                    return res
+                continue
             ev = bev.SubscriptionCanceled(
                 org_id=org_id,
                 subscription_id=sub["subscription_id"],
@@ -305,6 +337,196 @@ class Subscriptions(BillingBase):
             if res is not None:
                 return res
         raise Conflict("the subscription changed concurrently; try again")
+
+    async def _cancel_trial(
+        self, sub: Doc, now: datetime, actor_kind: str, actor_id: str
+    ) -> Doc | None:
+        """Cancelling a trial ends it now and keeps what was paid for: the org returns
+        to the plan it had before the trial (that plan's credit for the trial is taken
+        back, so the period is billed as paid), which ends at the period end (Free).
+        A trial started on Free returns to Free at once; nothing is ever charged for
+        the trial plan. None when the document changed meanwhile."""
+        org_id = sub["org_id"]
+        trial_plan = get_plan(sub["plan_id"])
+        prior = get_plan(str(sub.get("trial_from_plan_id") or FREE))
+        sets, incs = quota_change(trial_plan, prior, sub["quotas"])
+        sets[f"periods.{sub['period']}.usage_plan_id"] = prior.id
+        paid = prior.price.amount > 0
+        sets.update(
+            {
+                "plan_id": prior.id,
+                "status": "active",
+                "trial_end": None,
+                "scheduled_plan_id": FREE if paid else None,
+                "cancel_at_period_end": 1 if paid else 0,
+                "canceled_at": ms(now),
+            }
+        )
+        unset: Doc = {}
+        credited = [
+            cid
+            for cid in sub.get("trial_charge_ids") or []
+            if ((sub.get("charges") or {}).get(cid) or {}).get("period") == sub["period"]
+        ]
+        for cid in credited:
+            unset[f"charges.{cid}"] = ""
+        if paid and not credited and sub.get("trial_charge_ids"):
+            # the trial began in an earlier (already invoiced) period: the rest of
+            # this one on the prior plan is charged like an upgrade back to it
+            p_start, p_end = M.period_bounds(sub["period"])
+            for n, c in enumerate(
+                pricing.change_charges(
+                    old_name=trial_plan.name,
+                    old_price=0,
+                    new_name=prior.name,
+                    new_price=prior.price.amount,
+                    at=now,
+                    period_start=p_start,
+                    period_end=p_end,
+                )
+            ):
+                sets[f"charges.{new_id('chg')}"] = {
+                    "kind": c.kind,
+                    "description": c.description,
+                    "amount": c.amount,
+                    "period": sub["period"],
+                    "at": now,
+                    "seq": n,
+                }
+        sets["trial_charge_ids"] = []
+        events = [
+            out(
+                bev.SubscriptionChanged(
+                    org_id=org_id,
+                    subscription_id=sub["subscription_id"],
+                    old_plan_id=trial_plan.id,
+                    new_plan_id=prior.id,
+                    interval=bt.BILLING_INTERVAL_MONTHLY,
+                    price=money(prior.price),
+                    quotas=quota_limits(prior),
+                    proration=money(0),
+                    effective_at=ts(now),
+                    current_period_end=ts(dt(sub["period_end"])),
+                    actor=actor_of(actor_kind, actor_id, org_id),
+                ),
+                org_id,
+                sub["subscription_id"],
+            )
+        ]
+        if paid:
+            events.append(
+                out(
+                    bev.SubscriptionCanceled(
+                        org_id=org_id,
+                        subscription_id=sub["subscription_id"],
+                        plan_id=prior.id,
+                        reason="requested",
+                        at_period_end=True,
+                        canceled_at=ts(now),
+                        ends_at=ts(dt(sub["period_end"])),
+                        actor=actor_of(actor_kind, actor_id, org_id),
+                    ),
+                    org_id,
+                    sub["subscription_id"],
+                )
+            )
+        update: Doc = {"$set": sets, "$inc": {"version": 1, **incs}}
+        if unset:
+            update["$unset"] = unset
+        res = await self.store.update_subscription(
+            org_id, {"version": sub["version"]}, update, events
+        )
+        if res is not None:
+            log.info("trial canceled", org_id=org_id, trial=trial_plan.id, back_to=prior.id)
+        return res
+
+    async def _require_payable(self, org_id: str, new: Plan, due_now: int) -> None:
+        """Refuse a change the org cannot pay: the amount due now is above the prepaid
+        balance and no payment method is on file."""
+        if due_now <= 0:
+            return
+        w = await self.store.get_wallet(org_id) or {}
+        balance = int((w.get("bal") or {}).get(L.CUSTOMER_BALANCE, 0))
+        if balance >= due_now:
+            return
+        port = provider_for(self.settings.payment_provider, self.settings.stripe_api_key)
+        if await port.has_payment_method(org_id):
+            return
+        short = due_now - balance
+        raise PaymentRequired(
+            f"upgrading to {new.name} costs {Money(due_now).format()} now and the prepaid "
+            f"balance is {Money(balance).format()}: top up at least {Money(short).format()} "
+            "with POST /v1/billing/credits"
+            + (" or add a payment method" if port.name != "prepaid" else "")
+            + ", then change the plan again",
+            amount_due={"amount": due_now, "currency": "USD"},
+            balance={"amount": balance, "currency": "USD"},
+            shortfall={"amount": short, "currency": "USD"},
+            top_up="POST /v1/billing/credits",
+        )
+
+    async def preview_change(self, org_id: str, plan_id: str, *, trial: bool = False) -> Doc:
+        """What ``change_plan`` would do now, changing nothing: when it takes effect,
+        its proration lines and the amount due now (billed on this period's invoice)."""
+        new = get_plan(plan_id)
+        now = self.clock()
+        sub = await self.subscription(org_id)
+        cur = get_plan(sub["plan_id"])
+        trialing = sub.get("status") == "trialing"
+        p_start, p_end = M.period_bounds(sub["period"])
+        period_end = dt(sub["period_end"])
+        charges: list[pricing.Charge] = []
+        effective_at: datetime | None = now
+        if trial:
+            effect = "trial"
+            if sub.get("trial_used") or trialing:
+                raise Conflict("the org has already used its trial")
+            if new.id == FREE:
+                raise BillingError("a trial is for a paid plan")
+            charges = pricing.change_charges(
+                old_name=cur.name,
+                old_price=cur.price.amount,
+                new_name=new.name,
+                new_price=0,
+                at=now,
+                period_start=p_start,
+                period_end=p_end,
+            )
+        elif new.id == cur.id and not trialing:
+            effect, effective_at = "unchanged", None
+        elif new.rank > cur.rank or trialing:
+            effect = "now"
+            charges = pricing.change_charges(
+                old_name=cur.name,
+                old_price=0 if trialing else cur.price.amount,
+                new_name=new.name,
+                new_price=new.price.amount,
+                at=now,
+                period_start=p_start,
+                period_end=p_end,
+            )
+        else:
+            effect, effective_at = "period_end", period_end
+        net = sum(c.amount for c in charges)
+        w = await self.store.get_wallet(org_id) or {}
+        balance = int((w.get("bal") or {}).get(L.CUSTOMER_BALANCE, 0))
+        usd = "USD"
+        return {
+            "plan": new.id,
+            "current_plan": cur.id,
+            "effect": effect,
+            "effective_at": effective_at,
+            "lines": [
+                {"kind": c.kind, "description": c.description, "amount": money_dict(c.amount)}
+                for c in charges
+            ],
+            "amount_due_now": {"amount": max(net, 0), "currency": usd},
+            "credit": {"amount": max(-net, 0), "currency": usd},
+            "next_period_price": {"amount": new.price.amount, "currency": usd},
+            "balance": {"amount": balance, "currency": usd},
+            "payable": trial or net <= 0 or balance >= net,
+            "current_period_end": period_end,
+        }
 
     async def roll(self, sub: Doc, now: datetime) -> Doc | None:
         """Apply what is due by ``now``: trial end (turns paid, prorated) and period

@@ -29,12 +29,19 @@ PUBLIC_PATHS = frozenset(
         "/v1/auth/refresh",
         "/v1/auth/logout",
         "/v1/auth/invitations/accept",
+        # plans and prices are public
+        "/v1/billing/plans",
     }
 )
 
 #: Path prefixes that need no caller: payment-provider webhooks (the service checks
-#: the provider's signature).
-PUBLIC_PREFIXES: tuple[str, ...] = ("/v1/billing/webhooks/",)
+#: the provider's signature), one plan, and invoices opened by a signed, expiring link
+#: (the service checks the link's HMAC and expiry).
+PUBLIC_PREFIXES: tuple[str, ...] = (
+    "/v1/billing/webhooks/",
+    "/v1/billing/plans/",
+    "/v1/billing/shared/",
+)
 
 #: Paths whose bodies may be large (checkpoint uploads from provider agents).
 _LARGE_BODY = re.compile(r"^/v1/providers/.+/checkpoints(/.*)?$")

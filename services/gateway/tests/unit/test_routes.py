@@ -55,12 +55,18 @@ def test_only_the_auth_entry_points_are_public() -> None:
     for p in public:
         assert resolve(p) == Route("identity", True, False)
     assert resolve("/v1/billing/webhooks/stripe") == Route("billing", True, False)
+    # plans and prices, and invoices opened by a signed link (billing checks it)
+    for p in ("/v1/billing/plans", "/v1/billing/plans/starter", "/v1/billing/shared/invoices/i"):
+        assert resolve(p) == Route("billing", True, False)
     for p in (
         "/v1/me",
         "/v1/auth/sessions",
         "/v1/orgs",
         "/v1/api-keys",
-        "/v1/billing/plans",
+        "/v1/billing/plansx",
+        "/v1/billing/shared",
+        "/v1/billing/subscription",
+        "/v1/billing/invoices/inv_1/html",
         "/v1/billing/webhooks",
         "/v1/billing/admin/metrics",
     ):
