@@ -50,6 +50,9 @@ async def test_signup_free_then_upgrade_changes_quotas(qlp_platform: Any) -> Non
         q = await _until(c, "/v1/billing/quotas", auth, lambda q: True)
         assert _generations(q)["limit"] == 10
 
+        # an upgrade is paid for: prepaid credits first (else 402)
+        r = await c.post("/v1/billing/credits", json={"amount": {"amount": 10_000}}, headers=auth)
+        assert r.status_code == 201, r.text
         r = await c.put("/v1/billing/subscription", json={"plan": "starter"}, headers=auth)
         assert r.status_code == 200, r.text
         assert r.json()["plan"] == "starter"
@@ -65,7 +68,7 @@ async def test_signup_free_then_upgrade_changes_quotas(qlp_platform: Any) -> Non
         )
         assert r.status_code == 201, r.text
         bal = (await c.get("/v1/billing/balance", headers=auth)).json()
-        assert bal["balance"] == {"amount": 2_500, "currency": "USD"}
+        assert bal["balance"] == {"amount": 12_500, "currency": "USD"}
 
         # another tenant sees its own (Free) subscription and balance only
         b = await _signup(c, "billing-b")

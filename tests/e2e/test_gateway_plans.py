@@ -39,6 +39,11 @@ async def test_plan_upgrade_raises_the_rate_limit(qlp_platform: Any) -> None:
         assert me.status_code == 200, me.text
         free_limit = _org_quota(me.headers["ratelimit-policy"])
 
+        # an upgrade is paid for: prepaid credits first (else 402)
+        credits = await client.post(
+            "/v1/billing/credits", json={"amount": {"amount": 50_000}}, headers=auth
+        )
+        assert credits.status_code == 201, credits.text
         change = await client.put(
             "/v1/billing/subscription", json={"plan": "professional"}, headers=auth
         )

@@ -30,9 +30,9 @@ from qlp_kit.auth import Principal
 from qlp_kit.permissions import public, require
 from qlp_kit.problems import Problem, status_title
 
-router = APIRouter(prefix="/v1/billing", tags=["Billing"])
+router = APIRouter(prefix="/v1/billing", tags=["billing"])
 #: Opened from a signed link: no principal, the link's HMAC and expiry authenticate.
-shared_router = APIRouter(prefix="/v1/billing/shared", tags=["Billing"], dependencies=[public()])
+shared_router = APIRouter(prefix="/v1/billing/shared", tags=["billing"], dependencies=[public()])
 
 Reader = Annotated[Principal, require(perm.BILLING_READ)]
 Writer = Annotated[Principal, require(perm.BILLING_WRITE)]
