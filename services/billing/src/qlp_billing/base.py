@@ -44,6 +44,11 @@ class PaymentRequired(BillingError):
     type_ = "insufficient-funds"
 
 
+class ProviderUnavailable(BillingError):
+    status = 503
+    type_ = "payment-provider-unavailable"
+
+
 def month_period(now: datetime) -> tuple[str, datetime, datetime]:
     return M.period_of(now)
 

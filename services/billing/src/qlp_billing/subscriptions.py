@@ -16,6 +16,7 @@ from qlp_billing.base import (
     BillingError,
     Conflict,
     PaymentRequired,
+    ProviderUnavailable,
     actor_of,
     month_period,
 )
@@ -450,7 +451,15 @@ class Subscriptions(BillingBase):
         if balance >= due_now:
             return
         port = provider_for(self.settings.payment_provider, self.settings.stripe_api_key)
-        if await port.has_payment_method(org_id):
+        try:
+            on_file = await port.has_payment_method(org_id)
+        except Exception as exc:  # the provider is down: say so, change nothing
+            log.warning("payment method lookup failed", org_id=org_id, error=str(exc))
+            raise ProviderUnavailable(
+                "the payment provider did not answer whether a payment method is on file; "
+                "try again shortly, or top up with POST /v1/billing/credits"
+            ) from None
+        if on_file:
             return
         short = due_now - balance
         raise PaymentRequired(

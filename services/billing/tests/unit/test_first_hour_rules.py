@@ -186,3 +186,31 @@ async def test_payment_method_on_file() -> None:
     assert none.queries == ["metadata['org_id']:'org_a'"]
     card = _FakeStripe({"cus_1": [], "cus_2": ["pm_card"]})
     assert await StripeProvider("sk", card).has_payment_method("org_a")
+
+
+class _DownStripe:
+    def __init__(self) -> None:
+        self.v1 = self
+        self.customers = self
+
+    async def search_async(self, params: dict[str, Any]) -> dict[str, Any]:
+        raise ConnectionError("stripe is down")
+
+
+async def test_an_unreachable_provider_is_503_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qlp_billing import subscriptions
+    from qlp_billing.base import ProviderUnavailable
+    from qlp_billing.service import Billing
+    from qlp_billing.settings import BillingSettings
+
+    class _Store:
+        async def get_wallet(self, org_id: str) -> dict[str, Any]:
+            return {"bal": {}}
+
+    monkeypatch.setattr(
+        subscriptions, "provider_for", lambda *_: StripeProvider("sk", _DownStripe())
+    )
+    b = Billing(_Store(), BillingSettings(kafka_bootstrap_servers="k:1", mongodb_url="m://x"))  # type: ignore[arg-type]
+    with pytest.raises(ProviderUnavailable) as e:
+        await b._require_payable("org_a", get_plan("starter"), 100)
+    assert e.value.status == 503
