@@ -9,8 +9,50 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from qlp_infra import runtime
+
+#: what else writes a log under .qlp/logs besides the services
+INFRA_LOGS = ("kafka", "mongodb", "runtime")
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+def checkout_root(start: Path | None = None) -> Path | None:
+    """The checkout ``start`` (default: the current folder) is in: the nearest folder
+    above it with the workspace ``pyproject.toml``; None outside a checkout."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        project = folder / "pyproject.toml"
+        try:
+            if project.is_file() and "[tool.uv.workspace]" in project.read_text():
+                return folder
+        except OSError:
+            continue
+    return None
+
+
+def _use_checkout_state() -> None:
+    """``qlp`` means the checkout's platform from any folder inside it: its state lives
+    in ``.qlp`` at the checkout root (where ``make up`` runs), unless QLP_STATE_DIR says."""
+    if os.environ.get("QLP_STATE_DIR"):
+        return
+    root = checkout_root()
+    if root is not None:
+        os.environ["QLP_STATE_DIR"] = str(root / ".qlp")
+
+
+def _known_services() -> list[str]:
+    st = runtime.read_state()
+    return sorted({*runtime.installed_services(), *(st.services if st else {})})
+
+
+def _check_service(name: str, known: list[str]) -> None:
+    if name not in known:
+        raise UsageError(f"unknown service {name!r}; known: {', '.join(known) or '-'}")
 
 
 def _bootstrap(args: argparse.Namespace) -> str:
@@ -40,6 +82,9 @@ def _print_up(st: runtime.State) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     st = runtime.running_state()
+    if args.only:
+        for name in args.only.split(","):
+            _check_service(name.strip(), _known_services())
     if st is not None:
         where = st.gateway_url or ", ".join(str(s["url"]) for s in st.services.values())
         print(
@@ -73,7 +118,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"qlp: not ready after {args.timeout}s; see {log}", file=sys.stderr)
         runtime.down()
         return 1
-    rt = runtime.Runtime(only=args.only.split(",") if args.only else None)
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    rt = runtime.Runtime(only=only)
     try:
         st = asyncio.run(rt.start())
     except KeyboardInterrupt:
@@ -124,6 +170,8 @@ def cmd_status(_: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     logs = runtime.state_dir() / "logs"
+    if args.name:
+        _check_service(args.name, sorted({*_known_services(), *INFRA_LOGS}))
     files = sorted(logs.glob(f"{args.name or '*'}.log"))
     if not files:
         print(f"no logs under {logs}")
@@ -147,9 +195,23 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
+    from qlp_contracts.topics import dlq_topic
     from qlp_kit import dlq
 
+    if args.action != "groups":
+        if not args.group:
+            raise UsageError(f"qlp dlq {args.action} needs --group (see `qlp dlq groups`)")
+        try:
+            dlq_topic(args.group)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     boot = _bootstrap(args)
+    if args.action == "groups":
+        from qlp_infra.ctl.probes import consumer_groups
+
+        for group in asyncio.run(consumer_groups(boot)):
+            print(group)
+        return 0
     if args.action == "list":
         for d in asyncio.run(dlq.peek(boot, args.group)):
             print(
@@ -184,8 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--bootstrap")
     tp.set_defaults(fn=cmd_topics)
     dq = sub.add_parser("dlq", help="dead-letter topics")
-    dq.add_argument("action", choices=["list", "replay"])
-    dq.add_argument("--group", required=True, help="consumer group, e.g. billing.usage")
+    dq.add_argument(
+        "action",
+        choices=["groups", "list", "replay"],
+        help="groups: the consumer groups; list/replay: the dead letters of --group",
+    )
+    dq.add_argument("--group", help="consumer group, e.g. billing.metering (see `qlp dlq groups`)")
     dq.add_argument(
         "--limit", type=int, help="replay at most N (the rest stays in the DLQ for the next replay)"
     )
@@ -194,9 +260,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    try:
+        return int(args.fn(args))
+    except UsageError as exc:
+        print(f"qlp: {exc}", file=sys.stderr)
+        return 2
+    except KafkaConnectionError:
+        print(
+            f"qlp: cannot reach the broker at {_bootstrap(args)} (is the platform up? `make up`)",
+            file=sys.stderr,
+        )
+        return 1
+    except KafkaError as exc:
+        print(f"qlp: the broker answered an error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"qlp: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
 def main(argv: list[str] | None = None) -> None:
+    _use_checkout_state()
     args = build_parser().parse_args(argv)
-    raise SystemExit(args.fn(args))
+    raise SystemExit(_run(args))
 
 
 if __name__ == "__main__":
