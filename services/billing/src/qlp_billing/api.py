@@ -43,7 +43,7 @@ from qlp_billing.schemas import (
     SubscriptionPreviewOut,
     UsageOut,
 )
-from qlp_billing.service import Billing, BillingError
+from qlp_billing.service import Billing, BillingError, PaymentRequired
 from qlp_billing.settings import BillingSettings
 from qlp_billing.timeutil import dt
 from qlp_kit import permissions as perm
@@ -52,7 +52,7 @@ from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
 from qlp_kit.money import Money
 from qlp_kit.permissions import public, require
-from qlp_kit.problems import Problem, status_title
+from qlp_kit.problems import NOT_EXECUTED, Problem, status_title
 
 router = APIRouter(prefix="/v1/billing", tags=["billing"])
 admin_router = APIRouter(prefix="/v1/billing/admin", tags=["billing admin"])
@@ -160,6 +160,12 @@ async def put_subscription(ctx: Ctx, principal: Writer, body: SubscriptionIn) ->
         )
     except UnknownPlan as exc:
         raise _unknown_plan(exc) from None
+    except PaymentRequired as exc:
+        # refused before anything changed: a retry with the same Idempotency-Key
+        # after a top-up runs the change instead of replaying this answer
+        problem = _problem(exc)
+        problem.headers.update(NOT_EXECUTED)
+        raise problem from None
     except BillingError as exc:
         raise _problem(exc) from None
     return _sub_out(sub)

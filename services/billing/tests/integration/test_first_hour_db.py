@@ -206,6 +206,7 @@ async def test_api_plans_are_public_ids_any_case_and_payment_required(
     doc = r.json()
     assert doc["title"] == "Payment required" and doc["type"].endswith("/insufficient-funds")
     assert "POST /v1/billing/credits" in doc["detail"] and doc["shortfall"]["amount"] >= due - 1
+    assert r.headers["x-qlp-not-executed"] == "1"  # nothing changed: a retry may run it
     r = await h.api(app_url, "GET", "/v1/billing/subscription", org)
     assert r.json()["plan"] == "free"
     r = await h.api(
