@@ -31,13 +31,13 @@ def test_topic_names_are_unique_and_follow_the_scheme() -> None:
             f"qlp.{d}.events.v1"
             for d in ("identity", "billing", "generation", "marketplace", "scheduling", "failover")
         ]
-        + ["qlp.usage.v1"]
+        + ["qlp.usage.v1", "qlp.failover.heartbeats.v1"]
     )
 
 
 def test_domain_topics_carry_their_package() -> None:
     for topic in topics.all_topics():
-        match = re.fullmatch(r"qlp\.(\w+)\.(?:events\.)?v1", topic.name)
+        match = re.fullmatch(r"qlp\.(\w+)\.(?:events\.|heartbeats\.)?v1", topic.name)
         assert match, topic.name
         assert topic.event_types, topic.name
         assert {catalog.package_of(t) for t in topic.event_types} == {f"qlp.{match[1]}.v1"}
@@ -46,7 +46,9 @@ def test_domain_topics_carry_their_package() -> None:
 def test_sizes_are_deliberate() -> None:
     for topic in topics.all_topics():
         assert 1 <= topic.partitions <= 6, topic
-        assert topic.retention_ms >= topics.DAY_MS, topic
+        # heartbeats are worth minutes: the liveness topic keeps an hour, the rest a day+
+        floor = 60 * 60 * 1000 if topic is topics.HEARTBEATS else topics.DAY_MS
+        assert topic.retention_ms >= floor, topic
         assert topic.owner and topic.description and topic.producers, topic
     assert topics.USAGE.partitions > topics.BILLING.partitions
     assert topics.SCHEDULING.owner == "scheduler"
@@ -54,6 +56,15 @@ def test_sizes_are_deliberate() -> None:
         "cleanup.policy": "delete",
         "retention.ms": str(14 * topics.DAY_MS),
     }
+
+
+def test_heartbeats_have_their_own_short_lived_topic_keyed_by_provider() -> None:
+    alive = "qlp.failover.v1.ProviderAlive"
+    assert topics.topic_for_event(alive) is topics.HEARTBEATS
+    assert not topics.FAILOVER.carries(alive)
+    assert topics.HEARTBEATS.producers == ("scheduler",)
+    assert topics.HEARTBEATS.retention_ms < topics.DAY_MS
+    assert catalog.key_field(alive) == "provider_id"
 
 
 def test_topic_for_event_accepts_messages_classes_and_names() -> None:

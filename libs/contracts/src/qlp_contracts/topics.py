@@ -32,6 +32,7 @@ __all__ = [
     "EVENTS_RETENTION_MS",
     "FAILOVER",
     "GENERATION",
+    "HEARTBEATS",
     "IDENTITY",
     "MARKETPLACE",
     "SCHEDULING",
@@ -142,10 +143,30 @@ SCHEDULING = _domain_topic(
     "GPU providers, heartbeats, offers, jobs, placements, checkpoints, leases and "
     "escrow hold requests.",
 )
-FAILOVER = _domain_topic(
-    "failover",
-    "failover",
-    "Provider liveness verdicts and job failovers (standby promotion under a new epoch).",
+#: The liveness signal: one ProviderAlive per received heartbeat, published by the
+#: scheduler straight to Kafka (not through its outbox), keyed by provider id so the
+#: failover consumer group splits the providers across replicas. Heartbeats are worth
+#: minutes, not days: an hour of retention.
+PROVIDER_ALIVE = "qlp.failover.v1.ProviderAlive"
+HEARTBEATS = Topic(
+    name="qlp.failover.heartbeats.v1",
+    partitions=6,
+    retention_ms=60 * 60 * 1000,
+    owner="failover",
+    event_types=(PROVIDER_ALIVE,),
+    description="One ProviderAlive per heartbeat the scheduler receives, keyed by "
+    "provider id; the failover service's liveness detector reads it.",
+    producers=("scheduler",),
+)
+FAILOVER = Topic(
+    name="qlp.failover.events.v1",
+    partitions=3,
+    retention_ms=EVENTS_RETENTION_MS,
+    owner="failover",
+    event_types=tuple(t for t in _events_of("qlp.failover.v1") if t != PROVIDER_ALIVE),
+    description="Provider liveness verdicts and job failovers (standby promotion under "
+    "a new epoch).",
+    producers=("failover",),
 )
 USAGE = Topic(
     name="qlp.usage.v1",
@@ -166,6 +187,7 @@ _TOPICS: tuple[Topic, ...] = (
     MARKETPLACE,
     SCHEDULING,
     FAILOVER,
+    HEARTBEATS,
 )
 
 

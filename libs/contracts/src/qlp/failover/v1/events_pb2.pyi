@@ -125,3 +125,31 @@ class FailoverFailed(_message.Message):
     message: str
     failed_at: _timestamp_pb2.Timestamp
     def __init__(self, org_id: _Optional[str] = ..., job_id: _Optional[str] = ..., failover_id: _Optional[str] = ..., failed_provider_id: _Optional[str] = ..., epoch: _Optional[int] = ..., reason: _Optional[_Union[_types_pb2.FailoverFailureReason, str]] = ..., message: _Optional[str] = ..., failed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ProviderAlive(_message.Message):
+    __slots__ = ("org_id", "provider_id", "received_at", "leases", "receiver")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    provider_id: str
+    received_at: _timestamp_pb2.Timestamp
+    leases: _containers.RepeatedCompositeFieldContainer[_types_pb2.HeldLease]
+    receiver: str
+    def __init__(self, org_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., leases: _Optional[_Iterable[_Union[_types_pb2.HeldLease, _Mapping]]] = ..., receiver: _Optional[str] = ...) -> None: ...
+
+class ProviderRecovered(_message.Message):
+    __slots__ = ("org_id", "provider_id", "previous_state", "silent_ms", "recovered_at")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_STATE_FIELD_NUMBER: _ClassVar[int]
+    SILENT_MS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    provider_id: str
+    previous_state: str
+    silent_ms: int
+    recovered_at: _timestamp_pb2.Timestamp
+    def __init__(self, org_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., previous_state: _Optional[str] = ..., silent_ms: _Optional[int] = ..., recovered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
