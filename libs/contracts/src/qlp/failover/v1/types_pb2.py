@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bqlp/failover/v1/types.proto\x12\x0fqlp.failover.v1\":\n\tHeldLease\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x03\x12\x0e\n\x06status\x18\x03 \x01(\t*\x8f\x02\n\x15\x46\x61iloverFailureReason\x12\'\n#FAILOVER_FAILURE_REASON_UNSPECIFIED\x10\x00\x12&\n\"FAILOVER_FAILURE_REASON_NO_STANDBY\x10\x01\x12/\n+FAILOVER_FAILURE_REASON_STANDBY_UNAVAILABLE\x10\x02\x12)\n%FAILOVER_FAILURE_REASON_NO_CHECKPOINT\x10\x03\x12#\n\x1f\x46\x41ILOVER_FAILURE_REASON_TIMEOUT\x10\x04\x12$\n FAILOVER_FAILURE_REASON_INTERNAL\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bqlp/failover/v1/types.proto\x12\x0fqlp.failover.v1\"H\n\tHeldLease\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x03\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t*\x8f\x02\n\x15\x46\x61iloverFailureReason\x12\'\n#FAILOVER_FAILURE_REASON_UNSPECIFIED\x10\x00\x12&\n\"FAILOVER_FAILURE_REASON_NO_STANDBY\x10\x01\x12/\n+FAILOVER_FAILURE_REASON_STANDBY_UNAVAILABLE\x10\x02\x12)\n%FAILOVER_FAILURE_REASON_NO_CHECKPOINT\x10\x03\x12#\n\x1f\x46\x41ILOVER_FAILURE_REASON_TIMEOUT\x10\x04\x12$\n FAILOVER_FAILURE_REASON_INTERNAL\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'qlp.failover.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FAILOVERFAILUREREASON']._serialized_start=109
-  _globals['_FAILOVERFAILUREREASON']._serialized_end=380
+  _globals['_FAILOVERFAILUREREASON']._serialized_start=123
+  _globals['_FAILOVERFAILUREREASON']._serialized_end=394
   _globals['_HELDLEASE']._serialized_start=48
-  _globals['_HELDLEASE']._serialized_end=106
+  _globals['_HELDLEASE']._serialized_end=120
 # @@protoc_insertion_point(module_scope)

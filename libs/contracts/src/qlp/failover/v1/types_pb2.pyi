@@ -21,11 +21,13 @@ FAILOVER_FAILURE_REASON_TIMEOUT: FailoverFailureReason
 FAILOVER_FAILURE_REASON_INTERNAL: FailoverFailureReason
 
 class HeldLease(_message.Message):
-    __slots__ = ("job_id", "epoch", "status")
+    __slots__ = ("job_id", "epoch", "status", "role")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     epoch: int
     status: str
-    def __init__(self, job_id: _Optional[str] = ..., epoch: _Optional[int] = ..., status: _Optional[str] = ...) -> None: ...
+    role: str
+    def __init__(self, job_id: _Optional[str] = ..., epoch: _Optional[int] = ..., status: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""QLP failover: provider liveness and job failover decisions."""

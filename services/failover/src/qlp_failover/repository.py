@@ -1,0 +1,107 @@
+"""MongoDB access of the failover service (database ``qlp_failover``).
+
+- ``liveness``: one document per provider (``_id`` = provider id): its verdict, when it
+  was last heard from (written at most every ``persist_every_s`` while nothing
+  changes), the leases its last heartbeat listed and the partition it arrives on.
+  Verdicts are conditional single-document writes carrying their events (outbox), so
+  two replicas that both think they own a provider declare it lost once.
+- ``failovers``: one document per failover decision, ``_id`` = ``<job_id>:<epoch>``
+  (the epoch being replaced): the insert is the decision, and a second one (another
+  replica, a redelivery, a restart) is a duplicate key, never a second failover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
+
+from qlp_kit.mongo import IndexSpec
+from qlp_kit.outbox import Staged, outbox_update, with_outbox
+
+LIVENESS = "liveness"
+FAILOVERS = "failovers"
+OUTBOX_COLLECTIONS = (LIVENESS, FAILOVERS)
+TENANT_COLLECTIONS = (LIVENESS, FAILOVERS)
+
+INDEXES = [
+    IndexSpec(LIVENESS, [("partition", ASCENDING)]),
+    IndexSpec(LIVENESS, [("org_id", ASCENDING), ("state", ASCENDING)]),
+    IndexSpec(FAILOVERS, [("job_id", ASCENDING), ("epoch", DESCENDING)]),
+    IndexSpec(FAILOVERS, [("org_id", ASCENDING), ("decided_ms", DESCENDING)]),
+]
+
+Doc = dict[str, Any]
+
+
+def failover_id(job_id: str, epoch: int) -> str:
+    return f"{job_id}:{int(epoch)}"
+
+
+class Store:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.liveness = db[LIVENESS]
+        self.failovers = db[FAILOVERS]
+
+    # ----------------------------------------------------------------- liveness
+
+    async def seen(self, provider_id: str, org_id: str, fields: Doc) -> None:
+        """Record that a provider was heard from (first sight creates it as alive)."""
+        # cross-tenant: keyed by the provider id from the heartbeat; org_id comes with it
+        await self.liveness.update_one(
+            {"_id": provider_id},
+            {
+                "$set": {"org_id": org_id, **fields},
+                "$setOnInsert": {"state": "alive", "losses": 0},
+            },
+            upsert=True,
+        )
+
+    async def in_partitions(self, partitions: Sequence[int]) -> list[Doc]:
+        # cross-tenant: a rebalance hands over providers of every org
+        cur = self.liveness.find({"partition": {"$in": list(partitions)}})
+        return [d async for d in cur]
+
+    async def transition(
+        self,
+        provider_id: str,
+        org_id: str,
+        allowed_from: Sequence[str],
+        sets: Doc,
+        events: Sequence[Staged],
+        inc: Doc | None = None,
+    ) -> bool:
+        """Move a provider's verdict when it is in one of ``allowed_from``; False when
+        it was not (another replica or an earlier attempt already moved it)."""
+        update: Doc = {"$set": dict(sets)}
+        if inc:
+            update["$inc"] = dict(inc)
+        # cross-tenant: keyed by provider id; the verdict is the platform's
+        res = await self.liveness.update_one(
+            {"_id": provider_id, "state": {"$in": list(allowed_from)}},
+            outbox_update(events, update),
+        )
+        return bool(res.modified_count)
+
+    async def get(self, provider_id: str) -> Doc | None:
+        # cross-tenant: an operator's view of one provider
+        doc: Doc | None = await self.liveness.find_one({"_id": provider_id})
+        return doc
+
+    # ---------------------------------------------------------------- failovers
+
+    async def decide(self, doc: Doc, events: Sequence[Staged]) -> bool:
+        """Insert the failover record; False when it already exists (decided before)."""
+        try:
+            await self.failovers.insert_one(with_outbox(doc, events))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def failovers_of_job(self, job_id: str) -> list[Doc]:
+        # cross-tenant: callers check the job's tenant (the scheduler owns jobs)
+        cur = self.failovers.find({"job_id": job_id}).sort("epoch", ASCENDING)
+        return [d async for d in cur]
