@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
@@ -32,6 +33,7 @@ from qlp_kit.inputs import StorableInputMiddleware
 from qlp_kit.logging import configure_logging
 from qlp_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint
 from qlp_kit.mongo import IndexSpec, Mongo
+from qlp_kit.openapi_docs import install_openapi_docs
 from qlp_kit.outbox import OutboxRelay
 from qlp_kit.problems import install_problem_handlers
 from qlp_kit.producer import Producer
@@ -135,7 +137,29 @@ def asyncapi_document(broker: KafkaBroker, definition: ServiceDefinition) -> dic
         description=definition.description or None,
     )
     doc: dict[str, Any] = spec.to_specification().to_jsonable()
-    return doc
+    return without_broker_addresses(doc)
+
+
+def without_broker_addresses(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document with no broker address in it: it is public (the gateway serves it
+    to anyone), and where the cluster lives is the deployment's business. Each server's
+    host becomes the variable ``{bootstrap}``; any other mention of an address is
+    replaced by the same placeholder."""
+    hosts: set[str] = set()
+    for server in (doc.get("servers") or {}).values():
+        hosts |= {h.strip() for h in str(server.get("host", "")).split(",") if h.strip()}
+        server["host"] = "{bootstrap}"
+        server["variables"] = {
+            "bootstrap": {
+                "description": "the Kafka bootstrap servers of your deployment"
+                " (host:port, comma-separated)",
+            }
+        }
+    text = json.dumps(doc)
+    for host in sorted(hosts, key=len, reverse=True):
+        text = text.replace(host, "{bootstrap}")
+    public: dict[str, Any] = json.loads(text)
+    return public
 
 
 async def start_subscribers(broker: KafkaBroker) -> None:
@@ -255,4 +279,5 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in definition.routers:
         app.include_router(router)
+    install_openapi_docs(app)
     return app

@@ -16,6 +16,7 @@ import httpx
 import structlog
 
 from qlp_gateway.routes import resolve
+from qlp_kit.openapi_docs import PROBLEM_SCHEMA, TAGS, operations, problem_response
 
 log = structlog.get_logger("qlp.gateway.openapi")
 
@@ -25,16 +26,38 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 GATEWAY_PATHS: dict[str, Any] = {
     "/.well-known/jwks.json": {
         "get": {
-            "tags": ["gateway"],
+            "tags": ["Auth"],
             "summary": "The public keys that verify access tokens (JWKS)",
+            "description": (
+                "The JSON Web Key Set whose keys sign the platform's access tokens. Verify a "
+                "token yourself with any JOSE library: pick the key whose `kid` matches the "
+                "token header's. Cached for 5 minutes; keys rotate with an overlap."
+            ),
             "operationId": "gateway_jwks",
             "security": [],
             "responses": {
                 "200": {
                     "description": "JSON Web Key Set",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object"},
+                            "example": {
+                                "keys": [
+                                    {
+                                        "kty": "OKP",
+                                        "crv": "Ed25519",
+                                        "kid": "k1",
+                                        "use": "sig",
+                                        "alg": "EdDSA",
+                                        "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                                    }
+                                ]
+                            },
+                        }
+                    },
                 },
-                "503": {"description": "identity is unreachable and no keys are cached"},
+                "429": problem_response(429),
+                "503": problem_response(503, "identity is unreachable and no keys are cached"),
             },
         }
     }
@@ -59,7 +82,6 @@ def merge(docs: Mapping[str, Mapping[str, Any]], *, version: str = "0.1.0") -> d
     """Merge service documents (name → OpenAPI dict) into the public one."""
     paths: dict[str, Any] = copy.deepcopy(GATEWAY_PATHS)
     components: dict[str, dict[str, Any]] = {}
-    tags: list[dict[str, str]] = [{"name": "gateway", "description": "the gateway itself"}]
     for service in sorted(docs):
         doc = docs[service]
         own_components: Mapping[str, Any] = doc.get("components") or {}
@@ -86,7 +108,6 @@ def merge(docs: Mapping[str, Mapping[str, Any]], *, version: str = "0.1.0") -> d
             kept = True
         if not kept:
             continue
-        tags.append({"name": service, "description": f"served by the {service} service"})
         for kind in COMPONENT_KINDS:
             for name, value in (own_components.get(kind) or {}).items():
                 ref = f"#/components/{kind}/{name}"
@@ -94,6 +115,9 @@ def merge(docs: Mapping[str, Mapping[str, Any]], *, version: str = "0.1.0") -> d
                 components.setdefault(kind, {})[target] = _rewrite_refs(
                     copy.deepcopy(value), renames
                 )
+    components.setdefault("schemas", {}).setdefault("Problem", PROBLEM_SCHEMA)
+    used = {t for _, _, op in operations({"paths": paths}) for t in op.get("tags", [])}
+    tags = [t for t in TAGS if t["name"] in used]
     components.setdefault("securitySchemes", {})["bearer"] = {
         "type": "http",
         "scheme": "bearer",

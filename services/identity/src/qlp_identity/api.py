@@ -30,6 +30,7 @@ from qlp_identity.service import IdentityService
 from qlp_kit import permissions as perm
 from qlp_kit.app import Ctx
 from qlp_kit.auth import CurrentPrincipal, Principal
+from qlp_kit.openapi_docs import problems
 from qlp_kit.permissions import public as public_route
 from qlp_kit.permissions import require
 from qlp_kit.problems import Problem
@@ -53,42 +54,93 @@ internal = APIRouter(
 )
 
 
-@auth.post("/signup", status_code=201, response_model=TokensOut)
+@auth.post(
+    "/signup",
+    status_code=201,
+    response_model=TokensOut,
+    summary="Sign up: create an organization and its owner",
+    responses=problems(409),
+)
 async def signup(body: SignupIn, svc: Svc) -> dict[str, Any]:
+    """Creates an organization and its first user (the owner) and answers an access token
+    (valid 15 minutes) with a refresh token. Send the access token as
+    `Authorization: Bearer <token>`; when it expires, POST the refresh token to
+    /v1/auth/refresh, or create an API key for scripts. 409 when the e-mail already
+    has an account."""
     res = await svc.signup(body.org_name, body.email, body.password, body.display_name)
     return res.body()
 
 
-@auth.post("/login", response_model=TokensOut)
+@auth.post(
+    "/login",
+    response_model=TokensOut,
+    summary="Log in with e-mail and password",
+    responses=problems(401),
+)
 async def login(body: LoginIn, svc: Svc) -> dict[str, Any]:
+    """Answers a new access token (15 minutes) and refresh token. A user in several
+    organizations names one with `org_id`. Repeated wrong passwords lock the account
+    for a while (429 with Retry-After)."""
     return (await svc.login(body.email, body.password, body.org_id)).body()
 
 
-@auth.post("/refresh", response_model=TokensOut)
+@auth.post(
+    "/refresh",
+    response_model=TokensOut,
+    summary="Exchange a refresh token for new tokens",
+    responses=problems(401),
+)
 async def refresh(body: RefreshIn, svc: Svc) -> dict[str, Any]:
+    """Answers a fresh access token and a new refresh token; the one sent is used up.
+    Reusing a spent refresh token revokes the whole session (401): log in again."""
     return (await svc.refresh(body.refresh_token)).body()
 
 
-@auth.post("/logout", status_code=204)
+@auth.post("/logout", status_code=204, summary="Log out: revoke a refresh token")
 async def logout(body: RefreshIn, svc: Svc) -> Response:
+    """Revokes the refresh token and its session. Access tokens already issued stay valid
+    until they expire (at most 15 minutes)."""
     await svc.logout(body.refresh_token)
     return Response(status_code=204)
 
 
-@auth.post("/invitations/accept", response_model=TokensOut)
+@auth.post(
+    "/invitations/accept",
+    response_model=TokensOut,
+    summary="Accept an invitation to an organization",
+    responses=problems(401, 409),
+)
 async def accept_invitation(body: AcceptInvitationIn, svc: Svc) -> dict[str, Any]:
+    """Joins the organization that sent the invitation token (by e-mail), creating the
+    account with the given password when the e-mail has none, and answers tokens for
+    that organization. 401 for an unknown or expired token; 409 when already a
+    member."""
     return (await svc.accept_invitation(body.token, body.password, body.display_name)).body()
 
 
-@me_router.get("/me", response_model=MeOut, dependencies=[require(perm.AUTHENTICATED)])
+@me_router.get(
+    "/me",
+    response_model=MeOut,
+    dependencies=[require(perm.AUTHENTICATED)],
+    summary="Who am I: the caller's user or API key, organization and permissions",
+)
 async def me(principal: CurrentPrincipal, svc: Svc) -> dict[str, Any]:
+    """Answers the verified caller: user or API key id, organization, roles and the
+    permissions they grant. Handy to check a token or key before using it."""
     return await svc.me(principal)
 
 
-@orgs.get("/members", response_model=MemberList, dependencies=[require(perm.MEMBERS_READ)])
+@orgs.get(
+    "/members",
+    response_model=MemberList,
+    dependencies=[require(perm.MEMBERS_READ)],
+    summary="List the organization's members",
+)
 async def list_members(
     org_id: str, principal: CurrentPrincipal, svc: Svc, limit: Limit = 50, cursor: str | None = None
 ) -> dict[str, Any]:
+    """Members of the organization with their roles, paginated with `limit`
+    and `cursor` (pass `next_cursor` of the previous page)."""
     items, nxt = await svc.list_members(principal, org_id, limit, cursor)
     return {"items": items, "next_cursor": nxt}
 
@@ -97,10 +149,14 @@ async def list_members(
     "/members/{user_id}",
     response_model=MemberOut,
     dependencies=[require(perm.MEMBERS_MANAGE)],
+    summary="Change a member's role",
+    responses=problems(409),
 )
 async def change_role(
     org_id: str, user_id: str, body: RoleIn, principal: CurrentPrincipal, svc: Svc
 ) -> dict[str, Any]:
+    """Gives a member another role (owner, admin, developer, billing or viewer). An
+    organization keeps at least one owner (409 otherwise)."""
     return await svc.change_role(principal, org_id, user_id, body.role)
 
 
@@ -109,10 +165,14 @@ async def change_role(
     status_code=204,
     # a member may always leave: removing oneself needs no permission
     dependencies=[require(perm.MEMBERS_MANAGE, or_self="user_id")],
+    summary="Remove a member (or leave the organization)",
+    responses=problems(409),
 )
 async def remove_member(
     org_id: str, user_id: str, principal: CurrentPrincipal, svc: Svc
 ) -> Response:
+    """Removes the member from the organization; any member may remove themselves. The last
+    owner cannot leave (409)."""
     await svc.remove_member(principal, org_id, user_id)
     return Response(status_code=204)
 
@@ -122,17 +182,28 @@ async def remove_member(
     status_code=201,
     response_model=InvitationOut,
     dependencies=[require(perm.MEMBERS_MANAGE)],
+    summary="Invite someone by e-mail",
+    responses=problems(409),
 )
 async def invite(
     org_id: str, body: InvitationIn, principal: CurrentPrincipal, svc: Svc
 ) -> dict[str, Any]:
+    """Creates an invitation with a role; the invitee accepts it with the token at POST
+    /v1/auth/invitations/accept. 409 when the person is already a member."""
     return await svc.invite(principal, org_id, body.email, body.role)
 
 
-@orgs.get("/audit-log", response_model=AuditList, dependencies=[require(perm.AUDIT_READ)])
+@orgs.get(
+    "/audit-log",
+    response_model=AuditList,
+    dependencies=[require(perm.AUDIT_READ)],
+    summary="Read the organization's audit log",
+)
 async def audit_log(
     org_id: str, principal: CurrentPrincipal, svc: Svc, limit: Limit = 50, cursor: str | None = None
 ) -> dict[str, Any]:
+    """Who did what in the organization (sign-ins, role changes, API keys, billing
+    changes), paginated with `limit` and `cursor`."""
     items, nxt = await svc.audit_log(principal, org_id, limit, cursor)
     return {"items": items, "next_cursor": nxt}
 
@@ -142,18 +213,30 @@ async def audit_log(
     status_code=201,
     response_model=ApiKeyCreated,
     dependencies=[require(perm.API_KEYS_WRITE)],
+    summary="Create an API key",
 )
 async def create_api_key(body: ApiKeyIn, principal: CurrentPrincipal, svc: Svc) -> dict[str, Any]:
+    """Creates a long-lived key with the scopes it may use (never more than your role
+    allows) and an optional expiry. The secret (`qlp_…`) is shown once in this
+    answer: store it. Use it as `Authorization: Bearer qlp_…` wherever a token is
+    accepted; it does not expire after 15 minutes as access tokens do."""
     if body.expires_at is not None and body.expires_at.tzinfo is None:
         raise Problem(422, "Request is not valid", "expires_at needs a time zone (RFC 3339)")
     expires_ms = int(body.expires_at.timestamp() * 1000) if body.expires_at else None
     return await svc.create_api_key(principal, body.name, list(body.scopes), expires_ms)
 
 
-@keys.get("", response_model=ApiKeyList, dependencies=[require(perm.API_KEYS_READ)])
+@keys.get(
+    "",
+    response_model=ApiKeyList,
+    dependencies=[require(perm.API_KEYS_READ)],
+    summary="List the organization's API keys",
+)
 async def list_api_keys(
     principal: CurrentPrincipal, svc: Svc, limit: Limit = 50, cursor: str | None = None
 ) -> dict[str, Any]:
+    """Every key's id, name, prefix, scopes, expiry and last use, never the secret;
+    paginated with `limit` and `cursor`."""
     items, nxt = await svc.list_api_keys(principal, limit, cursor)
     return {"items": items, "next_cursor": nxt}
 
@@ -163,14 +246,19 @@ async def list_api_keys(
     status_code=204,
     # an API key may revoke itself
     dependencies=[require(perm.API_KEYS_WRITE, or_self="key_id")],
+    summary="Revoke an API key",
 )
 async def revoke_api_key(key_id: str, principal: CurrentPrincipal, svc: Svc) -> Response:
+    """Revokes the key at once at every gateway; a key may revoke itself. Requests with it
+    then answer 401."""
     await svc.revoke_api_key(principal, key_id)
     return Response(status_code=204)
 
 
-@public.get("/.well-known/jwks.json")
+@public.get("/.well-known/jwks.json", summary="The public keys that verify access tokens (JWKS)")
 async def jwks(svc: Svc, response: Response) -> dict[str, Any]:
+    """The JSON Web Key Set whose keys sign access tokens; served publicly by the gateway
+    at /.well-known/jwks.json."""
     response.headers["Cache-Control"] = "public, max-age=60"
     return await svc.keyring.jwks()
 
@@ -184,12 +272,20 @@ def require_service(principal: CurrentPrincipal) -> Principal:
 ServicePrincipal = Annotated[Principal, Depends(require_service)]
 
 
-@internal.post("/api-keys/verify", response_model=VerifiedPrincipal)
+@internal.post(
+    "/api-keys/verify", response_model=VerifiedPrincipal, summary="Verify an API key (gateway only)"
+)
 async def verify_api_key(body: VerifyKeyIn, _: ServicePrincipal, svc: Svc) -> dict[str, Any]:
+    """Internal: the gateway resolves an API key to its principal here. Service principals
+    only; never routed to clients."""
     return await svc.verify_api_key(body.key)
 
 
-@internal.post("/signing-keys/rotate", response_model=RotatedOut)
+@internal.post(
+    "/signing-keys/rotate",
+    response_model=RotatedOut,
+    summary="Rotate the token signing key (operators)",
+)
 async def rotate_signing_key(
     _: ServicePrincipal, svc: Svc, immediate: bool = True
 ) -> dict[str, Any]:
