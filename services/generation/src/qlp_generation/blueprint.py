@@ -76,12 +76,13 @@ class Blueprint(BaseModel):
     from an edited blueprint is the "what if" branch)."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")
-    title: str = Field(min_length=1, max_length=120)
-    domain: str
+    #: Rendered into code and docs: letters, digits, spaces and plain punctuation only.
+    title: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ,.&()/+-]{0,119}$")
+    domain: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
     #: The pattern that was chosen and why (evidence when several fit).
-    pattern_id: str
-    pattern_version: str
-    explanation: str = ""
+    pattern_id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    pattern_version: str = Field(pattern=r"^[0-9A-Za-z.+-]{1,20}$")
+    explanation: str = Field(default="", max_length=500)
     entities: list[EntitySpec] = Field(min_length=1, max_length=12)
     roles: list[str] = Field(min_length=1, max_length=10)
     features: list[str] = Field(default_factory=list, max_length=20)
@@ -90,13 +91,19 @@ class Blueprint(BaseModel):
     regulations: list[Regulation] = Field(default_factory=list)
     scale: Scale = "small"
 
-    @field_validator("roles")
+    @field_validator("roles", "features")
     @classmethod
-    def _roles(cls, v: list[str]) -> list[str]:
+    def _idents(cls, v: list[str]) -> list[str]:
         for r in v:
             if not _IDENT.match(r):
-                raise ValueError(f"role {r!r} must be snake_case")
+                raise ValueError(f"{r!r} must be snake_case")
         return list(dict.fromkeys(v))
+
+    @field_validator("roles")
+    @classmethod
+    def _admin_first(cls, v: list[str]) -> list[str]:
+        """The generated app's first role administers it (and writes)."""
+        return ["admin", *[r for r in v if r != "admin"]]
 
     @model_validator(mode="after")
     def _refs(self) -> Blueprint:

@@ -171,6 +171,7 @@ def render(bp: Blueprint) -> dict[str, bytes]:
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # noqa: S701 - renders Python, Markdown and Makefiles, not HTML
     )
+    env.filters["py"] = repr  # Python literals in .py templates (True, None, ...)
     ctx = {
         "bp": bp,
         "entities": view,

@@ -193,7 +193,7 @@ class Generation:
         while True:
             job = await self.store.job(org_id, gen_id)
             assert job is not None
-            if job["stage"] != "quota" or time.monotonic() >= deadline:
+            if job["stage"] != "quota" or job["status"] == "failed" or time.monotonic() >= deadline:
                 if job.get("failure", {}).get("reason") == "quota_rejected":
                     raise QuotaRefused(str(job["failure"].get("detail", "exceeded")))
                 return job
@@ -261,9 +261,13 @@ class Generation:
                 raise TransientError(f"{gen_id} is held by another worker")
             return
         self._notify(gen_id)
+        # every later write is guarded by this attempt: a worker that lost its lease
+        # (another took the job over) changes nothing
+        mine = {"status": "running", "attempts": int(claimed["attempts"])}
+        job = claimed
         bp = Blueprint.model_validate(job["blueprint"])
         files = render(bp)
-        await self._progress_to(org_id, gen_id, "gate", 40)
+        await self._progress_to(org_id, gen_id, mine, "gate", 40)
         report = (
             await G.gate(
                 files,
@@ -277,21 +281,23 @@ class Generation:
         await self.store.record_outcome(bp.pattern_id, gen_id, "gate_runs")
         if report["passed"]:
             await self.store.record_outcome(bp.pattern_id, gen_id, "gate_passed")
-            await self._complete(job, bp, files, report)
+            await self._complete(job, mine, bp, files, report)
         else:
-            await self._fail(job, "quality_gate_failed", str(report["failure"]), report)
+            await self._fail(job, mine, "quality_gate_failed", str(report["failure"]), report)
 
-    async def _progress_to(self, org_id: str, gen_id: str, stage_: str, pct: int) -> None:
+    async def _progress_to(
+        self, org_id: str, gen_id: str, mine: Doc, stage_: str, pct: int
+    ) -> None:
         await self.store.transition(
             org_id,
             gen_id,
-            {"status": "running"},
+            mine,
             {"stage": stage_, "progress": pct, "updated_at": self.clock()},
         )
         self._notify(gen_id)
 
     async def _complete(
-        self, job: Doc, bp: Blueprint, files: dict[str, bytes], report: Doc
+        self, job: Doc, mine: Doc, bp: Blueprint, files: dict[str, bytes], report: Doc
     ) -> None:
         org_id, gen_id = job["org_id"], job["_id"]
         now = self.clock()
@@ -350,7 +356,7 @@ class Generation:
         await self.store.transition(
             org_id,
             gen_id,
-            {"status": "running"},
+            mine,
             {
                 "status": "completed",
                 "stage": "done",
@@ -363,7 +369,9 @@ class Generation:
         )
         self._notify(gen_id)
 
-    async def _fail(self, job: Doc, reason: str, detail: str, report: Doc | None) -> None:
+    async def _fail(
+        self, job: Doc, mine: Doc, reason: str, detail: str, report: Doc | None
+    ) -> None:
         org_id, gen_id = job["org_id"], job["_id"]
         now = self.clock()
         ev = self._stage(
@@ -387,7 +395,7 @@ class Generation:
         await self.store.transition(
             org_id,
             gen_id,
-            {"status": "running"},
+            mine,
             {
                 "status": "failed",
                 "stage": "done",

@@ -99,4 +99,6 @@ async def finished(url: str, org: str, gen_id: str, timeout: float = 180.0) -> d
 def h() -> Any:
     from types import SimpleNamespace
 
-    return SimpleNamespace(api=api, finished=finished, eventually=eventually)
+    return SimpleNamespace(
+        api=api, finished=finished, eventually=eventually, gen_settings=gen_settings
+    )

@@ -102,3 +102,14 @@ def test_edited_blueprints_are_validated() -> None:
     with pytest.raises(ValidationError, match="unknown entity"):
         Blueprint.model_validate(bp)
     assert parse_field("notes:text?!").protected and not parse_field("notes:text?!").required
+
+
+def test_edited_text_that_would_be_rendered_into_code_is_refused() -> None:
+    bp = extract("CRM").model_dump()
+    for key, bad in (("title", 'CRM"""; import os'), ("pattern_id", "x y"), ("features", ["a-b"])):
+        with pytest.raises(ValidationError):
+            Blueprint.model_validate({**bp, key: bad})
+    assert Blueprint.model_validate({**bp, "roles": ["viewer", "admin"]}).roles == [
+        "admin",
+        "viewer",
+    ]
