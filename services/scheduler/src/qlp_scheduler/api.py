@@ -6,11 +6,13 @@ Thin: parse, call the engine, map."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Annotated, Any, TypeVar
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from qlp_kit import permissions as perm
 from qlp_kit.app import Ctx
@@ -21,8 +23,11 @@ from qlp_kit.problems import Problem
 from qlp_scheduler import schemas as M
 from qlp_scheduler import service as S
 from qlp_scheduler.engine import Scheduler
+from qlp_scheduler.failover import alive_publisher
 
 T = TypeVar("T")
+# How often a followed log stream looks for new lines.
+LOG_POLL_S = 1.0
 
 AGENT = require(perm.PROVIDER_AGENT)
 CONSUMER = require(perm.GPU_JOBS)
@@ -59,6 +64,27 @@ async def call(aw: Awaitable[T]) -> T:
         raise Problem(409, "Conflict", str(exc), type_="invalid-transition") from None
     except S.Invalid as exc:
         raise Problem(422, "Request is not valid", str(exc)) from None
+    except S.Unsatisfiable as exc:
+        raise Problem(
+            422,
+            "Request is not valid",
+            f"no registered offer can run this job: {exc}; change the requirement, or set "
+            '"wait_for_capacity": true to submit it anyway and let it wait',
+            type_="unsatisfiable",
+            requirement=str(exc),
+        ) from None
+    except S.InsufficientBalance as exc:
+        cur = exc.currency
+        raise Problem(
+            402,
+            "Payment required",
+            f"{exc}. A top-up made seconds ago may not be seen yet: retry shortly "
+            "(POST /v1/gpu/jobs/quote shows the balance the scheduler sees)",
+            type_="insufficient-balance",
+            required={"amount": exc.required, "currency": cur},
+            available={"amount": exc.available, "currency": cur},
+            shortfall={"amount": exc.shortfall, "currency": cur},
+        ) from None
 
 
 # ---------------------------------------------------------------- mapping helpers
@@ -206,7 +232,12 @@ async def get_provider(provider_id: str, ctx: Ctx, principal: ProviderReader) ->
 async def heartbeat(
     provider_id: str, body: M.HeartbeatIn, ctx: Ctx, principal: AgentPrincipal
 ) -> M.HeartbeatOut:
-    await call(engine(ctx).heartbeat(principal.org_id, provider_id, body.model_dump()))
+    sched = engine(ctx)
+    hb = body.model_dump()
+    doc = await call(sched.heartbeat(principal.org_id, provider_id, hb))
+    if sched.settings.liveness_events:
+        # every heartbeat, written or coalesced: the failover service's liveness input
+        alive_publisher(ctx).publish(doc, hb.get("running") or [])
     return M.HeartbeatOut(status="ok", server_time=utcnow())
 
 
@@ -313,9 +344,44 @@ async def latest_checkpoint(
 
 @gpu.post("/jobs", status_code=202, response_model=M.JobOut)
 async def submit(body: M.JobIn, ctx: Ctx, principal: ConsumerPrincipal) -> M.JobOut:
+    """Submit a GPU job. Refused with 402 (and the shortfall) when the prepaid
+    balance the scheduler sees cannot cover the escrow estimate, and with 422 naming
+    the requirement when no registered offer could ever hold it, unless
+    ``wait_for_capacity`` is set (the job then waits and ``placement_reason`` says
+    why)."""
     sched = engine(ctx)
     job = await call(sched.submit_job(principal, body.to_spec()))
     return job_out(sched, job)
+
+
+@gpu.post("/jobs/quote", response_model=M.QuoteOut)
+async def quote(body: M.JobIn, ctx: Ctx, principal: GpuReader) -> M.QuoteOut:
+    """Check a job before submitting it: the escrow estimate it would hold, how many
+    offers match now, whether any registered offer could hold it, and whether the
+    prepaid balance the scheduler sees covers it. Nothing is held or created."""
+    q = await call(engine(ctx).quote(principal.org_id, body.to_spec()))
+    cur = q["currency"]
+    avail = q["available"]
+    covers = None if avail is None or not q["escrow_required"] else avail >= q["amount"]
+    return M.QuoteOut(
+        escrow_estimate=M.MoneyOut(amount=q["amount"], currency=cur),
+        matching_offers=q["matching_offers"],
+        satisfiable=q["unsatisfiable"] is None,
+        unsatisfied_requirement=q["unsatisfiable"],
+        placement_reason=q["placement_reason"],
+        available_balance=None if avail is None else M.MoneyOut(amount=avail, currency=cur),
+        balance_covers=covers,
+        shortfall=(
+            M.MoneyOut(amount=q["amount"] - avail, currency=cur)
+            if covers is False and avail is not None
+            else None
+        ),
+    )
+
+
+JobStatus = Literal[
+    "submitted", "escrow_held", "placed", "starting", "running", "completed", "failed", "canceled"
+]
 
 
 @gpu.get("/jobs", response_model=M.JobList)
@@ -324,13 +390,22 @@ async def list_jobs(
     principal: GpuReader,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
-    status: str | None = None,
+    status: Annotated[
+        JobStatus | None, Query(description="only jobs in this status (an unknown one is 422)")
+    ] = None,
+    sort: Annotated[
+        Literal["-created_at", "created_at"],
+        Query(description="-created_at: newest first (the default); created_at: oldest first"),
+    ] = "-created_at",
 ) -> M.JobList:
+    """The org's GPU jobs, newest first unless ``sort=created_at``."""
     sched = engine(ctx)
     try:
-        page = await sched.repo.list_jobs(principal.org_id, limit, cursor, status)
+        page = await sched.repo.list_jobs(
+            principal.org_id, limit, cursor, status, newest_first=sort == "-created_at"
+        )
     except ValueError:
-        raise Problem(400, "Bad request", "malformed cursor") from None
+        raise Problem(422, "Request is not valid", "query parameter cursor is malformed") from None
     return M.JobList(items=[job_out(sched, j) for j in page.items], next_cursor=page.next_cursor)
 
 
@@ -349,26 +424,90 @@ async def cancel(
     return job_out(sched, await call(sched.cancel_job(principal, job_id, reason)))
 
 
+def _line(d: dict[str, Any]) -> M.LogLine:
+    return M.LogLine(
+        at=as_utc(d["at"]), epoch=int(d["epoch"]), provider_id=d["provider_id"], line=d["line"]
+    )
+
+
 @gpu.get("/jobs/{job_id}/logs", response_model=M.LogList)
 async def job_logs(
     job_id: str,
     ctx: Ctx,
     principal: GpuReader,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=5000, description="log lines per page")] = 100,
     cursor: str | None = None,
 ) -> M.LogList:
+    """The job's log lines, oldest first, ``limit`` lines a page. To follow them live
+    use ``GET /v1/gpu/jobs/{job_id}/logs/stream`` (server-sent events)."""
     sched = engine(ctx)
     await call(sched.job(principal.org_id, job_id))
     try:
         page = await sched.repo.read_logs(principal.org_id, job_id, limit, cursor)
     except ValueError:
-        raise Problem(400, "Bad request", "malformed cursor") from None
-    items = [
-        M.LogLine(at=as_utc(b["at"]), epoch=int(b["epoch"]), provider_id=b["provider_id"], line=ln)
-        for b in page.items
-        for ln in b.get("lines") or []
-    ]
-    return M.LogList(items=items, next_cursor=page.next_cursor)
+        raise Problem(422, "Request is not valid", "query parameter cursor is malformed") from None
+    return M.LogList(items=[_line(d) for d in page.items], next_cursor=page.next_cursor)
+
+
+@gpu.get(
+    "/jobs/{job_id}/logs/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "log lines"}},
+)
+async def follow_logs(
+    job_id: str,
+    ctx: Ctx,
+    principal: GpuReader,
+    cursor: str | None = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Follow the job's log lines live as server-sent events: each line is an event
+    ``log`` whose data is a LogLine and whose id resumes the stream (``Last-Event-ID``
+    or ``cursor``); when the job has ended and every line was sent, an event ``end``
+    carries the job's status and the stream closes."""
+    sched = engine(ctx)
+    await call(sched.job(principal.org_id, job_id))
+    start = last_event_id or cursor
+    if start:
+        try:
+            await sched.repo.read_logs(principal.org_id, job_id, 1, start)
+        except ValueError:
+            raise Problem(422, "Request is not valid", "the cursor is malformed") from None
+    return StreamingResponse(
+        _log_events(sched, principal.org_id, job_id, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _log_events(
+    sched: Scheduler, org_id: str, job_id: str, cursor: str | None
+) -> AsyncIterator[bytes]:
+    idle = 0.0
+    while True:
+        page = await sched.repo.read_logs(org_id, job_id, 500, cursor)
+        for d in page.items:
+            cursor = d["cursor"]
+            data = _line(d).model_dump_json()
+            yield f"id: {cursor}\nevent: log\ndata: {data}\n\n".encode()
+        if page.next_cursor:
+            continue
+        if page.items:
+            idle = 0.0
+        job = await sched.repo.get_job(job_id, org_id)
+        if job is None or job["status"] in S.TERMINAL:
+            # lines posted just before the end are in: one last read, then close
+            last = await sched.repo.read_logs(org_id, job_id, 500, cursor)
+            if last.items:
+                continue
+            status = job["status"] if job else "unknown"
+            yield f"event: end\ndata: {json.dumps({'status': status})}\n\n".encode()
+            return
+        await asyncio.sleep(LOG_POLL_S)
+        idle += LOG_POLL_S
+        if idle >= 15:
+            idle = 0.0
+            yield b": keepalive\n\n"
 
 
 @gpu.get("/jobs/{job_id}/metrics", response_model=M.JobMetrics)

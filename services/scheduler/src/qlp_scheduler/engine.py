@@ -28,6 +28,7 @@ from qlp_kit.ids import new_id
 from qlp_kit.money import Money
 from qlp_kit.mongo import utcnow
 from qlp_kit.outbox import Staged, outbox_update, with_outbox
+from qlp_scheduler import balances
 from qlp_scheduler import events as E
 from qlp_scheduler import service as S
 from qlp_scheduler.k8s import KubernetesLauncher
@@ -387,12 +388,62 @@ class Scheduler:
 
     # ======================================================================== jobs
 
+    async def quote(self, org_id: str, spec: Doc) -> Doc:
+        """What a submit of ``spec`` would hold and find, without submitting: the
+        escrow estimate, the offers that match now and those registered that could,
+        why the job would wait, and the prepaid balance the scheduler sees."""
+        amount = S.escrow_estimate(
+            int(spec["gpu_count"]), int(spec["max_price_minor"]), int(spec["max_duration_s"])
+        )
+        await self.refresh_offers()
+        req = self._requirements(spec)
+        offers = list(self.index.by_price())
+        now_ts = time.time()
+        timeout = self.settings.heartbeat_timeout_s
+        matching = sum(1 for o in offers if S.eligible(o, req, now_ts, timeout))
+        unsat = S.unsatisfiable_reason(offers, req, self._machines_needed(spec))
+        avail = await balances.available(self.repo, org_id)
+        return {
+            "amount": amount,
+            "currency": spec.get("currency", "USD"),
+            "matching_offers": matching,
+            "unsatisfiable": unsat,
+            "placement_reason": None
+            if matching
+            else S.placement_reason(offers, req, now_ts, timeout, self._machines_needed(spec)),
+            "available": avail,
+            "escrow_required": self.settings.escrow_required,
+        }
+
+    @staticmethod
+    def _machines_needed(spec: Doc) -> int:
+        return 2 if spec.get("redundancy") == "hot_standby" else 1
+
+    async def check_submit(self, org_id: str, spec: Doc, amount: int) -> None:
+        """Refuse at submit what could never run (422 naming the requirement, unless
+        the request asks to wait for capacity) or what the prepaid balance, as the
+        scheduler last saw it, cannot cover (402 with the shortfall)."""
+        if not spec.get("wait_for_capacity"):
+            req = self._requirements(spec)
+            needed = self._machines_needed(spec)
+            if S.unsatisfiable_reason(self.index.by_price(), req, needed) is not None:
+                # the index may lag a registration on another replica: pull first
+                await self.refresh_offers(full=self.index.last_refresh is None)
+                why = S.unsatisfiable_reason(self.index.by_price(), req, needed)
+                if why is not None:
+                    raise S.Unsatisfiable(why)
+        if self.settings.escrow_required:
+            avail = await balances.available(self.repo, org_id)
+            if avail is not None and avail < amount:
+                raise S.InsufficientBalance(amount, avail, spec.get("currency", "USD"))
+
     async def submit_job(self, principal: Principal, spec: Doc) -> Doc:
         now = utcnow()
         job_id = new_id("job")
         amount = S.escrow_estimate(
             int(spec["gpu_count"]), int(spec["max_price_minor"]), int(spec["max_duration_s"])
         )
+        await self.check_submit(principal.org_id, spec, amount)
         escrow_required = self.settings.escrow_required
         job: Doc = {
             "_id": job_id,
@@ -778,8 +829,12 @@ class Scheduler:
     async def cancel_job(self, principal: Principal, job_id: str, reason: str) -> Doc:
         for _ in range(5):
             job = await self.job(principal.org_id, job_id)
+            if job["status"] == S.CANCELED:
+                return job  # canceling again changes nothing (a retry)
             if job["status"] in S.TERMINAL:
-                return job
+                raise S.InvalidTransition(
+                    f"job {job_id} already {job['status']}: there is nothing to cancel"
+                )
             now = utcnow()
             usage = self._close_segment(job, now)
             lines = S.usage_lines(usage)
@@ -859,14 +914,20 @@ class Scheduler:
         )
         return S.total_cost(S.usage_lines(usage), int(job["escrow_amount"]["amount"]))
 
-    async def promote_standby(self, job_id: str) -> Doc:
+    async def promote_standby(self, job_id: str, expected_epoch: int | None = None) -> Doc:
         """Failover: the standby becomes the primary under epoch + 1 and resumes from the
         latest checkpoint; the old primary's epoch is now stale (fenced) and it becomes
-        the standby. Used by the failover service's flow (and tests)."""
+        the standby. Used by the failover service's flow (and tests).
+
+        With ``expected_epoch`` (a failover decision names the epoch it replaces) a job
+        that already moved past it is returned unchanged: a duplicate or redelivered
+        decision never promotes twice, even when it races the first one."""
         for _ in range(5):
             job = await self.repo.get_job(job_id)
             if job is None:
                 raise S.NotFound("job")
+            if expected_epoch is not None and int(job["epoch"]) != int(expected_epoch):
+                return job
             if job["status"] not in S.LIVE or not job.get("standby"):
                 raise S.InvalidTransition(
                     f"job {job_id} in status {job['status']} has no standby to promote"

@@ -15,6 +15,7 @@ from qlp_contracts import topics
 from qlp_kit.app import ServiceContext
 from qlp_kit.consumer import ConsumerSpec
 from qlp_kit.events import Event
+from qlp_scheduler import balances
 from qlp_scheduler.engine import Scheduler
 from qlp_scheduler.settings import SchedulerSettings
 
@@ -52,6 +53,9 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     async def handle(ev: Event) -> None:
         await handle_escrow(ctx.extras["scheduler"], ev)
 
+    async def on_balance(ev: Event) -> None:
+        await balances.apply(ctx.extras["scheduler"].repo, ev)
+
     return [
         ConsumerSpec(
             settings.escrow_consumer_group,
@@ -59,5 +63,12 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             handle,
             event_types=[ESCROW_HELD, ESCROW_REJECTED],
             description="escrow held/rejected moves GPU jobs to placement or failure",
-        )
+        ),
+        ConsumerSpec(
+            f"{settings.escrow_consumer_group}.balances",
+            [topics.BILLING.name],
+            on_balance,
+            event_types=balances.EVENT_TYPES,
+            description="prepaid balance read model: submit refuses jobs it cannot cover",
+        ),
     ]

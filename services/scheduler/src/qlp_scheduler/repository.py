@@ -11,6 +11,10 @@ Collections (database ``qlp_scheduler``):
   the agent until its next status report acknowledges it. Deterministic ids make
   writing them idempotent.
 - ``job_logs``: batches of log lines. GridFS bucket ``checkpoints``: checkpoint blobs.
+- ``balances``: a read model of each org's prepaid balance, one document per
+  billing event that moved it (``qlp_scheduler.balances``; the event id is the key,
+  so a redelivery changes nothing): submit refuses a job it cannot cover; billing's
+  escrow hold stays the authority.
 
 Agents act across tenants (a provider works for many consumers), so job lookups by
 agents go by job id and are then checked against the provider's placement.
@@ -42,6 +46,7 @@ PROVIDERS = "providers"
 JOBS = "jobs"
 ASSIGNMENTS = "assignments"
 LOGS = "job_logs"
+BALANCES = "balances"
 
 # Queries that span tenants by design carry one of these comments (the tenant guard
 # lets them through): the tenant check happens in the use case, not the filter.
@@ -49,7 +54,7 @@ BY_ID = f"{CROSS_TENANT}: by id after the caller's tenant or placement check"
 MARKET = f"{CROSS_TENANT}: offers are a marketplace across provider orgs"
 SWEEP = f"{CROSS_TENANT}: background loop over every tenant"
 EARNINGS = f"{CROSS_TENANT}: a provider's usage across consumer orgs"
-TENANT_COLLECTIONS = [PROVIDERS, JOBS, LOGS]
+TENANT_COLLECTIONS = [PROVIDERS, JOBS, LOGS, BALANCES]
 
 # What the offer index reads of a provider document.
 OFFER_FIELDS = dict.fromkeys(
@@ -87,6 +92,7 @@ INDEXES = [
     IndexSpec(ASSIGNMENTS, [("provider_id", ASCENDING), ("acked", ASCENDING)]),
     IndexSpec(ASSIGNMENTS, [("job_id", ASCENDING)]),
     IndexSpec(LOGS, [("job_id", ASCENDING)]),
+    IndexSpec(BALANCES, [("org_id", ASCENDING)]),
     IndexSpec(LOGS, [("at", ASCENDING)], expire_after_seconds=30 * 86_400),
     IndexSpec(ASSIGNMENTS, [("expire_at", ASCENDING)], expire_after_seconds=0),
 ]
@@ -99,6 +105,7 @@ class Repository:
         self.jobs = db[JOBS]
         self.assignments = db[ASSIGNMENTS]
         self.logs = db[LOGS]
+        self.balances = db[BALANCES]
 
     # --- providers / offers ----------------------------------------------------
 
@@ -217,10 +224,68 @@ class Repository:
         return await TenantCollection(self.jobs, org_id).find_one({"_id": job_id})
 
     async def list_jobs(
-        self, org_id: str, limit: int, cursor: str | None, status: str | None
+        self,
+        org_id: str,
+        limit: int,
+        cursor: str | None,
+        status: str | None,
+        newest_first: bool = True,
     ) -> Page:
-        f = {"status": status} if status else {}
-        return await TenantCollection(self.jobs, org_id).page(f, limit, cursor)
+        """Keyset pages on ``_id`` (time ordered): newest first unless asked otherwise."""
+        tc = TenantCollection(self.jobs, org_id)
+        f: Doc = tc.scoped({"status": status} if status else {})
+        if cursor:
+            f["_id"] = {"$lt" if newest_first else "$gt": decode_cursor(cursor)}
+        order = -1 if newest_first else ASCENDING
+        docs = [d async for d in tc.raw.find(f).sort([("_id", order)]).limit(limit + 1)]
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return Page(docs, encode_cursor(str(docs[-1]["_id"])) if more and docs else None)
+
+    async def pending_escrow(self, org_id: str) -> int:
+        """What the org's jobs still waiting for billing's hold will take."""
+        cur = TenantCollection(self.jobs, org_id).raw.find(
+            {"org_id": org_id, "status": "submitted", "escrow_required": 1},
+            {"escrow_amount": 1},
+        )
+        return sum([int((d.get("escrow_amount") or {}).get("amount", 0)) async for d in cur])
+
+    # --- prepaid balance read model --------------------------------------------
+
+    async def apply_balance(
+        self,
+        org_id: str,
+        event_id: str,
+        delta: int,
+        currency: str,
+        now: datetime,
+        opens: bool = False,
+    ) -> bool:
+        """Record one billing event's change of the org's balance, once per event id
+        (the id is the document's key: a redelivery is a duplicate insert)."""
+        doc = {
+            "_id": event_id,
+            "delta": int(delta),
+            "opens": 1 if opens else 0,
+            "currency": currency,
+            "at_ms": ms(now),
+        }
+        try:
+            await TenantCollection(self.balances, org_id).insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def balance_of(self, org_id: str) -> int | None:
+        """The sum of the org's recorded changes; None until an event that opens the
+        balance (billing account opened, a top-up) was seen."""
+        cur = TenantCollection(self.balances, org_id).raw.find(
+            {"org_id": org_id}, {"delta": 1, "opens": 1}
+        )
+        docs = [d async for d in cur]
+        if not any(d.get("opens") for d in docs):
+            return None
+        return sum(int(d.get("delta", 0)) for d in docs)
 
     async def update_job(self, job_id: str, guard: Mapping[str, Any], update: Doc) -> Doc | None:
         """One conditional single-document write (state + outbox events)."""
@@ -392,10 +457,32 @@ class Repository:
         await self.logs.insert_one(doc)
 
     async def read_logs(self, org_id: str, job_id: str, limit: int, cursor: str | None) -> Page:
+        """Up to ``limit`` log LINES (not batches), oldest first. The cursor names the
+        next line: ``<batch id>:<line index>`` (a bare batch id: after that batch)."""
         f: Doc = {"org_id": org_id, "job_id": job_id}
+        skip, first = 0, None
         if cursor:
-            f["_id"] = {"$gt": decode_cursor(cursor)}
-        docs = [d async for d in self.logs.find(f).sort([("_id", ASCENDING)]).limit(limit + 1)]
-        more = len(docs) > limit
-        docs = docs[:limit]
-        return Page(docs, encode_cursor(str(docs[-1]["_id"])) if more and docs else None)
+            at = decode_cursor(cursor)
+            batch, sep, idx = at.partition(":")
+            if sep:
+                if not idx.isdigit():
+                    raise ValueError("malformed cursor")
+                f["_id"] = {"$gte": batch}
+                skip, first = int(idx), batch
+            else:
+                f["_id"] = {"$gt": batch}
+        # every stored batch has at least one line: limit + 1 batches are enough
+        cur = self.logs.find(f).sort([("_id", ASCENDING)]).limit(limit + 1)
+        out: list[Doc] = []
+        nxt: str | None = None
+        async for b in cur:
+            lines = list(b.pop("lines", None) or [])
+            start = skip if b["_id"] == first else 0
+            for i in range(start, len(lines)):
+                if len(out) == limit:
+                    nxt = encode_cursor(f"{b['_id']}:{i}")
+                    break
+                out.append({**b, "line": lines[i], "cursor": encode_cursor(f"{b['_id']}:{i + 1}")})
+            if nxt:
+                break
+        return Page(out, nxt)

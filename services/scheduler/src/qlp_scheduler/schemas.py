@@ -215,6 +215,9 @@ class JobIn(Strict):
     checkpoint_interval_s: int = Field(default=300, ge=0, le=86_400)
     redundancy: Literal["none", "hot_standby"] = "none"
     max_duration_s: int = Field(default=3600, ge=1, le=7 * 86_400)
+    # accept a job that no registered offer could hold today and let it wait (its
+    # placement_reason says why); without it such a job is refused with 422
+    wait_for_capacity: bool = False
 
     @field_validator("env")
     @classmethod
@@ -253,7 +256,39 @@ class JobIn(Strict):
             "checkpoint_interval_s": self.checkpoint_interval_s,
             "redundancy": self.redundancy,
             "max_duration_s": self.max_duration_s,
+            "wait_for_capacity": self.wait_for_capacity,
         }
+
+
+class QuoteOut(BaseModel):
+    """What submitting this job would do, without submitting it."""
+
+    escrow_estimate: MoneyOut = Field(
+        description="held from the prepaid balance at submit: gpu_count x max price "
+        "per GPU-hour x max_duration_s, rounded up; the unused rest comes back"
+    )
+    matching_offers: int = Field(description="offers that could take the job right now")
+    satisfiable: bool = Field(
+        description="false when no registered offer could ever hold the job: a submit "
+        "is refused with 422 unless it sets wait_for_capacity"
+    )
+    unsatisfied_requirement: str | None = Field(
+        default=None, description="the requirement no registered offer meets"
+    )
+    placement_reason: str | None = Field(
+        default=None, description="why the job would wait when no offer matches now"
+    )
+    available_balance: MoneyOut | None = Field(
+        default=None,
+        description="the prepaid balance the scheduler sees for new holds (billing's "
+        "events, less holds still pending); null when it has not heard of the org yet",
+    )
+    balance_covers: bool | None = Field(
+        default=None, description="whether that balance covers the estimate (null: unknown)"
+    )
+    shortfall: MoneyOut | None = Field(
+        default=None, description="what is missing when the balance does not cover it"
+    )
 
 
 class CancelIn(BaseModel):

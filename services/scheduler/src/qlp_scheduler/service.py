@@ -77,6 +77,30 @@ class Invalid(DomainError):
     pass
 
 
+class Unsatisfiable(DomainError):
+    """No registered offer could ever hold the job (and it does not ask to wait)."""
+
+
+class InsufficientBalance(DomainError):
+    """The org's prepaid balance, as the scheduler last saw it, cannot cover the
+    job's escrow estimate."""
+
+    def __init__(self, required: int, available: int, currency: str) -> None:
+        super().__init__(
+            f"the escrow estimate is {required} {currency} minor units but the prepaid "
+            f"balance available for it is {available}: add at least {required - available} "
+            f"(POST /v1/billing/credits), or lower gpu_count, max_price_per_gpu_hour or "
+            f"max_duration_s"
+        )
+        self.required = required
+        self.available = available
+        self.currency = currency
+
+    @property
+    def shortfall(self) -> int:
+        return self.required - self.available
+
+
 @dataclass(slots=True)
 class OfferView:
     """What placement knows about one offer (one provider machine)."""
@@ -294,19 +318,22 @@ def top_candidates_grouped(
     return [o for _, _, o in sorted(heap, key=lambda t: (-t[0], t[2].offer_id))]
 
 
-def placement_reason(
-    offers: Iterable[OfferView],
-    req: Requirements,
-    now_ts: float,
-    heartbeat_timeout_s: float,
-    machines_needed: int = 1,
-) -> str:
-    """Why a job waits: the first requirement that no active machine meets (a job that
-    no registered machine could ever hold), else why the matching ones cannot take it
-    now. Said on the job (``placement_reason``) so a consumer is not left guessing."""
+def unsatisfiable_reason(
+    offers: Iterable[OfferView], req: Requirements, machines_needed: int = 1
+) -> str | None:
+    """The first requirement that no registered active machine meets, whatever its
+    load or liveness (more GPUs than any machine has, a model nobody offers, ...);
+    None when some registered machines could hold the job once free and online."""
+    why, _ = _unmet(offers, req, machines_needed)
+    return why
+
+
+def _unmet(
+    offers: Iterable[OfferView], req: Requirements, machines_needed: int
+) -> tuple[str | None, list[OfferView]]:
     pool = [o for o in offers if o.status == ACTIVE]
     if not pool:
-        return "no machine is registered and active"
+        return "no machine is registered and active", []
     n = req.gpu_count
     checks: list[tuple[Callable[[OfferView], bool], Callable[[list[OfferView]], str]]] = [
         (
@@ -353,14 +380,32 @@ def placement_reason(
     for keep, why in checks:
         kept = [o for o in pool if keep(o)]
         if not kept:
-            return why(pool)
+            return why(pool), []
         pool = kept
     k = len(pool)
     if k < machines_needed:
         return (
             f"hot standby needs {machines_needed} matching machines; "
             f"{k} {'is' if k == 1 else 'are'} registered"
-        )
+        ), pool
+    return None, pool
+
+
+def placement_reason(
+    offers: Iterable[OfferView],
+    req: Requirements,
+    now_ts: float,
+    heartbeat_timeout_s: float,
+    machines_needed: int = 1,
+) -> str:
+    """Why a job waits: the first requirement that no active machine meets (a job that
+    no registered machine could ever hold), else why the matching ones cannot take it
+    now. Said on the job (``placement_reason``) so a consumer is not left guessing."""
+    why, pool = _unmet(offers, req, machines_needed)
+    if why is not None:
+        return why
+    n = req.gpu_count
+    k = len(pool)
     healthy = [o for o in pool if is_healthy(o, now_ts, heartbeat_timeout_s)]
     if not healthy:
         return (

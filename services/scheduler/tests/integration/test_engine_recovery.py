@@ -37,6 +37,8 @@ def _spec(**over: Any) -> dict[str, Any]:
         "checkpoint_interval_s": 5,
         "redundancy": "none",
         "max_duration_s": 600,
+        # these jobs may wait for machines that appear later (not refused with 422)
+        "wait_for_capacity": True,
     }
     spec.update(over)
     return spec

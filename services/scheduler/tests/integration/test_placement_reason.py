@@ -25,13 +25,17 @@ async def test_a_waiting_job_says_why_it_waits(sched_app: App) -> None:
     await asyncio.sleep(sched_app.settings.offer_refresh_s * 3)
     cons = client(sched_app.url, consumer_principal(new_id("org")))
 
-    huge = (await cons.post("/v1/gpu/jobs", json=job_body(gpu_count=64))).json()
+    huge = (
+        await cons.post("/v1/gpu/jobs", json=job_body(gpu_count=64, wait_for_capacity=True))
+    ).json()
     assert huge["status"] == "escrow_held", huge
     assert huge["placement_reason"] == "no registered machine has 64 GPUs (largest: 8)"
     got = (await cons.get(f"/v1/gpu/jobs/{huge['id']}")).json()
     assert got["placement_reason"] == huge["placement_reason"]
 
-    model = (await cons.post("/v1/gpu/jobs", json=job_body(gpu_model="A100"))).json()
+    model = (
+        await cons.post("/v1/gpu/jobs", json=job_body(gpu_model="A100", wait_for_capacity=True))
+    ).json()
     assert model["placement_reason"].startswith("no registered machine with 1+ GPUs has GPU model")
 
     # the 8-GPU machine is taken: a second 8-GPU job waits for a busy machine
