@@ -13,6 +13,7 @@ from qlp_contracts import topics
 from qlp_kit.app import ServiceContext, ServiceDefinition
 from qlp_scheduler.api import gpu, providers
 from qlp_scheduler.engine import Scheduler
+from qlp_scheduler.failover import consumers as failover_consumers
 from qlp_scheduler.handlers import consumers
 from qlp_scheduler.k8s import KubernetesLauncher, in_cluster_api
 from qlp_scheduler.repository import INDEXES, JOBS, PROVIDERS, TENANT_COLLECTIONS, Repository
@@ -141,7 +142,7 @@ service = ServiceDefinition(
     indexes=INDEXES,
     outbox_collections=[PROVIDERS, JOBS],
     tenant_collections=TENANT_COLLECTIONS,
-    consumers=consumers,
+    consumers=lambda ctx: [*consumers(ctx), *failover_consumers(ctx)],
     publishes=[topics.SCHEDULING.name, topics.USAGE.name],
     on_startup=on_startup,
     background=background,

@@ -56,5 +56,9 @@ class SchedulerSettings(ServiceSettings):
     k8s_default_image: str = "python:3.11-slim"
     # Consumer group of the escrow answers (tests give each instance its own).
     escrow_consumer_group: str = "scheduler.escrow"
+    # Consumer group of the failover decisions (FailoverStarted → promotion).
+    failover_consumer_group: str = "scheduler.failover"
+    # Publish one ProviderAlive per received heartbeat (the failover service's input).
+    liveness_events: bool = True
     # Background loops (placement retries, reconciler, timeouts); off in benchmarks.
     background_enabled: bool = True

@@ -1,0 +1,169 @@
+"""The scheduler's side of failover against the real broker and database: one
+liveness event per heartbeat (coalesced or not), and a failover decision promotes the
+standby once (epoch + 1 in one conditional write), fencing the old primary."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import REGISTRY
+from scheduler_testlib import (
+    App,
+    agent_principal,
+    client,
+    consumer_principal,
+    job_body,
+    provider_body,
+)
+
+from qlp.failover.v1 import events_pb2 as fev
+from qlp_contracts import topics
+from qlp_infra.topics import provision
+from qlp_kit.events import build_headers, decode_record
+from qlp_kit.ids import new_id
+from qlp_kit.producer import Producer, Record
+from qlp_scheduler.engine import Scheduler
+from qlp_scheduler.failover import on_failover_started
+from qlp_scheduler.repository import Repository
+
+pytestmark = pytest.mark.integration
+
+
+async def _register(url: str, fp: str, price: int) -> tuple[httpx.AsyncClient, str]:
+    c = client(url, agent_principal(new_id("org")))
+    r = await c.post("/v1/providers", json=provider_body(fp, price=price))
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    r = await c.post(f"/v1/providers/{pid}/heartbeat", json={"gpus": [], "running": []})
+    assert r.status_code == 200, r.text
+    return c, pid
+
+
+async def _alive_events(kafka: str, provider_id: str, want: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topics.HEARTBEATS.name,
+        bootstrap_servers=kafka,
+        group_id=f"it-alive-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    got: list[Any] = []
+    try:
+        end = time.monotonic() + 60
+        while len(got) < want and time.monotonic() < end:
+            batches = await consumer.getmany(timeout_ms=500)
+            for tp, recs in batches.items():
+                for r in recs:
+                    e = decode_record(r.topic, tp.partition, r.offset, r.key, r.value, r.headers)
+                    if e.message.provider_id == provider_id:
+                        assert e.key == provider_id
+                        got.append(e.message)
+    finally:
+        await consumer.stop()
+    return got
+
+
+async def test_every_heartbeat_is_a_liveness_event_even_when_coalesced(
+    sched_app: App, qlp_infra: Any
+) -> None:
+    await provision(qlp_infra.kafka)
+    c, pid = await _register(sched_app.url, f"fp-{uuid.uuid4().hex[:6]}", 150)
+    for _ in range(4):  # unchanged: the provider document is not rewritten
+        r = await c.post(f"/v1/providers/{pid}/heartbeat", json={"gpus": [], "running": []})
+        assert r.status_code == 200
+    running = [{"job_id": "job_x", "epoch": 3, "status": "running"}]
+    await c.post(f"/v1/providers/{pid}/heartbeat", json={"gpus": [], "running": running})
+    got = await _alive_events(qlp_infra.kafka, pid, 6)
+    assert len(got) == 6  # the registration heartbeat, four coalesced ones, one with a lease
+    assert [(x.job_id, x.epoch, x.status) for x in got[-1].leases] == [("job_x", 3, "running")]
+    await c.aclose()
+
+
+def _stale_total() -> float:
+    return REGISTRY.get_sample_value("qlp_scheduler_stale_epoch_total") or 0.0
+
+
+async def test_a_failover_decision_promotes_once_and_fences_the_old_primary(
+    sched_app: App, qlp_infra: Any
+) -> None:
+    await provision(qlp_infra.kafka)
+    a, pa = await _register(sched_app.url, f"fp-{uuid.uuid4().hex[:6]}", 150)
+    b, pb = await _register(sched_app.url, f"fp-{uuid.uuid4().hex[:6]}", 180)
+    agents = {pa: a, pb: b}
+    await asyncio.sleep(sched_app.settings.offer_refresh_s * 2)
+    cons = client(sched_app.url, consumer_principal(new_id("org")))
+    r = await cons.post("/v1/gpu/jobs", json=job_body(redundancy="hot_standby"))
+    assert r.status_code == 202, r.text
+    job = r.json()
+    jid, primary, standby = job["id"], job["provider_id"], job["standby_provider_id"]
+    pc = agents[primary]
+    base = f"/v1/providers/{primary}/jobs/{jid}"
+    r = await pc.post(f"{base}/status", json={"epoch": 1, "status": "running", "step": 2})
+    assert r.status_code == 200, r.text
+
+    # the decision arrives through the broker, twice (two replicas, or a redelivery)
+    producer = Producer(qlp_infra.kafka, client_id="it-failover")
+    await producer.start()
+    try:
+        msg = fev.FailoverStarted(
+            org_id="org_p",
+            job_id=jid,
+            failover_id=f"{jid}:1",
+            failed_provider_id=primary,
+            old_epoch=1,
+            reason="primary_lost",
+        )
+        rec = Record(
+            topics.FAILOVER.name,
+            jid,
+            msg.SerializeToString(),
+            build_headers(msg, org_id="org_p", source="failover", subject=jid),
+        )
+        await producer.send_many([rec, rec])
+    finally:
+        await producer.stop()
+    end = time.monotonic() + 60
+    while (view := (await cons.get(f"/v1/gpu/jobs/{jid}")).json())["epoch"] < 2:
+        assert time.monotonic() < end, view
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # the duplicate has had its chance
+    view = (await cons.get(f"/v1/gpu/jobs/{jid}")).json()
+    assert view["epoch"] == 2 and view["provider_id"] == standby
+    assert view["standby_provider_id"] == primary
+
+    # a later duplicate is a no-op, whatever path it takes
+    sched = Scheduler(Repository(sched_app.db), sched_app.settings)
+    assert await on_failover_started(sched, jid, 1, primary) == "already_done"
+    assert (await sched.promote_standby(jid, expected_epoch=1))["epoch"] == 2
+
+    # the old primary's late reports are refused and counted
+    before = _stale_total()
+    late = await pc.post(f"{base}/status", json={"epoch": 1, "status": "completed"})
+    assert late.status_code == 409 and late.json()["type"].endswith("/stale-epoch")
+    assert _stale_total() == before + 1
+    assert (await cons.get(f"/v1/gpu/jobs/{jid}")).json()["status"] != "completed"
+    for x in (a, b, cons):
+        await x.aclose()
+
+
+async def test_a_decision_for_a_job_without_standby_or_for_its_standby_changes_nothing(
+    sched_app: App, qlp_infra: Any
+) -> None:
+    await provision(qlp_infra.kafka)
+    a, pa = await _register(sched_app.url, f"fp-{uuid.uuid4().hex[:6]}", 150)
+    await asyncio.sleep(sched_app.settings.offer_refresh_s * 2)
+    cons = client(sched_app.url, consumer_principal(new_id("org")))
+    job = (await cons.post("/v1/gpu/jobs", json=job_body())).json()
+    sched = Scheduler(Repository(sched_app.db), sched_app.settings)
+    assert await on_failover_started(sched, job["id"], 1, pa) == "no_standby"
+    assert await on_failover_started(sched, job["id"], 1, "prv_other") == "not_primary"
+    assert await on_failover_started(sched, "job_nope", 1, pa) == "unknown_job"
+    assert (await cons.get(f"/v1/gpu/jobs/{job['id']}")).json()["epoch"] == 1
+    for x in (a, cons):
+        await x.aclose()
