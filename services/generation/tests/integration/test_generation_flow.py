@@ -4,6 +4,7 @@ the real broker and database: request → worker → gate → version → downlo
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import tarfile
@@ -12,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from qlp.generation.v1 import events_pb2 as gev
+from qlp_contracts import topics
+from qlp_kit.events import build_headers
+from qlp_kit.producer import Producer, Record
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -38,6 +44,27 @@ async def test_request_to_gated_version_download_and_time_machine(
     assert gate["passed"] and gate["tests_failed"] == 0 and gate["tests_passed"] >= 10
     assert gate["coverage_bps"] > 5000 and gate["lint_findings"] == 0
     pid, vid = done["project_id"], done["version_id"]
+
+    # the progress stream (SSE) of a finished job: its state, then the end
+    r = await api(app_url, "GET", f"/v1/generations/{job['id']}/events", org)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = [b.split("\n")[0] for b in r.text.strip().split("\n\n")]
+    assert events == ["event: progress", "event: end"], r.text
+    assert '"status": "completed"' in r.text
+
+    # GenerationStarted delivered again: nothing runs twice
+    started = gev.GenerationStarted(
+        org_id=org, generation_id=job["id"], project_id=done["project_id"]
+    )
+    headers = build_headers(started, org_id=org, source="qlp/tests", subject=job["id"])
+    p = Producer(os.environ["QLP_TEST_KAFKA"], client_id="generation-tests")
+    await p.start()
+    try:
+        await p.send_many(
+            [Record(topics.GENERATION.name, job["id"], started.SerializeToString(), headers)]
+        )
+    finally:
+        await p.stop()
 
     r = await api(app_url, "GET", f"/v1/projects/{pid}/versions", org)
     (v1,) = r.json()["items"]
@@ -115,6 +142,10 @@ async def test_request_to_gated_version_download_and_time_machine(
     (pat,) = [p for p in r.json()["items"] if p["id"] == "project-management"]
     assert pat["gate_runs"] >= 2 and pat["gate_pass_rate"] == 1.0 and pat["feedback_up"] >= 1
     assert len((await api(app_url, "GET", "/v1/patterns", org)).json()["items"]) >= 15
+
+    doc = await app_db["generations"].find_one({"_id": job["id"]})
+    assert (doc["attempts"], doc["status"]) == (1, "completed")
+    assert await app_db["versions"].count_documents({"generation_id": job["id"]}) == 1
 
     # tenant isolation: another org sees none of it
     for method, path in [

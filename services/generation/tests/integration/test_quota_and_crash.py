@@ -92,16 +92,15 @@ async def test_free_orgs_11th_generation_is_refused_and_a_failed_gate_releases(
             gens = next(x for x in q.json()["items"] if x["meter"] == "generations")
             assert (gens["reserved"], gens["remaining"]) == (10, 0)
 
-    # a second org; its one generation fails the gate (a wall clock too short to pass)
-    org2 = f"org_r{unique}"
-    failing = h.gen_settings(
-        qlp_infra,
-        f"{mongo_db.name}_2",
-        quota_enabled=True,
-        gate_wall_s=0.3,
-        consumer_group_prefix=f"generation-f-{uuid.uuid4().hex[:6]}",
-    )
-    async with running_app(billing_service, billing, timeout=120) as bill_url:
+        # a second org; its one generation fails the gate (a wall clock too short to pass)
+        org2 = f"org_r{unique}"
+        failing = h.gen_settings(
+            qlp_infra,
+            f"{mongo_db.name}_2",
+            quota_enabled=True,
+            gate_wall_s=0.3,
+            consumer_group_prefix=f"generation-f-{uuid.uuid4().hex[:6]}",
+        )
         await _open_free_subscription(qlp_infra.kafka, org2)
 
         async def opened2() -> bool:
@@ -146,7 +145,7 @@ async def test_a_worker_killed_mid_generation_completes_the_job_once(
     await a.start(timeout=120)
     try:
         r = await h.api(
-            a.url, "POST", "/v1/generations", org, json={"prompt": "helpdesk tickets", "tier": "T1"}
+            a.url, "POST", "/v1/generations", org, json={"prompt": "helpdesk tickets", "tier": "T0"}
         )
         assert r.status_code == 202, r.text
         gen_id = r.json()["id"]
