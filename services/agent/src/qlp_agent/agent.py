@@ -8,6 +8,7 @@ import contextlib
 import os
 import secrets
 import socket
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -142,9 +143,25 @@ class Agent:
                 with contextlib.suppress(asyncio.CancelledError):
                     await hb
         finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.go_offline())
             await self.shutdown()
             if health is not None:
                 await health.stop()
+
+    async def go_offline(self) -> None:
+        """Tell the platform this machine takes no new jobs (drain), and say so."""
+        if not self.provider_id or not self.settings.drain_on_exit:
+            return
+        try:
+            await asyncio.wait_for(self.client.drain(self.provider_id), 10)
+        except (GatewayError, GatewayUnavailable, TimeoutError) as exc:
+            say(f"stopping; could not tell the platform ({exc}): it will see no heartbeat")
+            return
+        say(
+            f"stopping: told the platform {self.provider_id} takes no new jobs (draining); "
+            "running jobs keep their state and resume on the next start"
+        )
 
     async def shutdown(self) -> None:
         """Stop monitoring; jobs keep running and stay in the state file."""
@@ -184,6 +201,16 @@ class Agent:
             except GatewayUnavailable as exc:
                 attempt += 1
                 delay = min(60.0, 2.0 * attempt)
+                url = self.settings.gateway_url
+                if self.settings.fail_fast:
+                    raise FatalAgentError(
+                        f"cannot reach the gateway at {url} ({exc}); is the platform up "
+                        "and --gateway (QLP_AGENT_GATEWAY_URL) right?"
+                    ) from exc
+                say(
+                    f"cannot reach the gateway at {url}: retrying in {delay:g}s "
+                    "(--fail-fast to exit instead)"
+                )
                 log.warning("agent.register_retry", error=str(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
             except GatewayError as exc:
@@ -202,6 +229,7 @@ class Agent:
             source=self.machine.source,
             simulated=self.machine.simulated,
         )
+        say(startup_summary(self.provider_id, self.settings, self.machine, body))
         return self.provider_id
 
     # ------------------------------------------------------------------ heartbeat
@@ -536,3 +564,22 @@ class Agent:
 
 
 __all__ = ["Agent", "FatalAgentError", "final_status", "registration_payload"]
+
+
+def say(message: str) -> None:
+    """A line for the person at the terminal (stderr), beside the JSON logs."""
+    print(f"qlp-agent: {message}", file=sys.stderr, flush=True)
+
+
+def startup_summary(provider_id: str, settings: Any, machine: Any, body: dict[str, Any]) -> str:
+    """The line said at startup: registered prv_… offering 2 x A100 at $1.20/GPU-hour."""
+    models = sorted({str(g.model) for g in machine.gpus})
+    n = len(machine.gpus)
+    price = body.get("price_per_gpu_hour") or {}
+    minor = int(price.get("amount", settings.price_minor_units))
+    region = body.get("region") or settings.region
+    sim = " (simulated GPUs)" if machine.simulated else ""
+    return (
+        f"registered {provider_id} offering {n} \u00d7 {' + '.join(models)} at "
+        f"${minor // 100}.{minor % 100:02d}/GPU-hour in {region}{sim}"
+    )

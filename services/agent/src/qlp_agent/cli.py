@@ -1,7 +1,9 @@
 """``qlp-agent``: thin argparse front of :mod:`qlp_agent.agent`.
 
 Every ``run`` flag can also come from ``QLP_AGENT_<FIELD>``; flags win. Bad input is a
-clear one-line error and exit status 2.
+clear one-line error and exit status 2. The API key is best given in a file
+(``--api-key-file`` / ``QLP_AGENT_API_KEY_FILE``) or the environment
+(``QLP_AGENT_API_KEY``): a ``--api-key`` flag shows in ``ps``.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
@@ -24,7 +28,11 @@ from qlp_agent.config import AgentSettings
 # flag → settings field (the env variable is QLP_AGENT_<FIELD upper>)
 RUN_FLAGS: dict[str, tuple[str, str]] = {
     "--gateway": ("gateway_url", "platform gateway base URL, e.g. https://api.example.com"),
-    "--api-key": ("api_key", "provider API key (qlp_…, scope provider:agent)"),
+    "--api-key": (
+        "api_key",
+        "provider API key (qlp_…, scope provider:agent); prefer --api-key-file or the "
+        "environment: a flag shows in ps",
+    ),
     "--price-per-gpu-hour": ("price_per_gpu_hour", "price in US dollars per GPU hour, e.g. 1.25"),
     "--region": ("region", "region label, e.g. eu-west"),
     "--name": ("name", "provider display name (default: hostname)"),
@@ -58,12 +66,27 @@ def _parser() -> argparse.ArgumentParser:
         description="QuantumLayer provider agent: offer this machine's GPUs on the platform.",
     )
     p.add_argument("--version", action="version", version=f"qlp-agent {__version__}")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="cmd")
     run = sub.add_parser("run", help="register, heartbeat and run assigned jobs")
     for flag, (field, help_) in RUN_FLAGS.items():
         run.add_argument(
             flag, dest=field, default=None, help=f"{help_} [QLP_AGENT_{field.upper()}]"
         )
+    run.add_argument(
+        "--api-key-file",
+        dest="api_key_file",
+        default=None,
+        help="read the API key from this file (the default way: it never shows in ps) "
+        "[QLP_AGENT_API_KEY_FILE]",
+    )
+    run.add_argument(
+        "--fail-fast",
+        dest="fail_fast",
+        action="store_const",
+        const=True,
+        default=None,
+        help="exit at once when the gateway cannot be reached [QLP_AGENT_FAIL_FAST]",
+    )
     det = sub.add_parser("detect", help="print the machine and GPUs the agent would register")
     det.add_argument("--simulate-gpus", dest="simulate_gpus", type=int, default=0)
     det.add_argument("--gpu-model", dest="gpu_model", default="SIM-A100")
@@ -150,12 +173,35 @@ def _detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def api_key_from_file(path: str | None) -> str | None:
+    """The key in ``path`` (flag, else ``QLP_AGENT_API_KEY_FILE``); None when neither."""
+    path = path or os.environ.get("QLP_AGENT_API_KEY_FILE") or None
+    if not path:
+        return None
+    try:
+        key = Path(path).expanduser().read_text().strip()
+    except OSError as exc:
+        raise CliError(
+            f"--api-key-file (QLP_AGENT_API_KEY_FILE): cannot read {path}: {exc}"
+        ) from None
+    if not key:
+        raise CliError(f"--api-key-file (QLP_AGENT_API_KEY_FILE): {path} is empty")
+    return key
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.cmd is None:  # bare ``qlp-agent``: what it can do
+        parser.print_help()
+        return 0
     if args.cmd == "detect":
         return _detect(args)
     overrides = {field: getattr(args, field) for _, (field, _h) in RUN_FLAGS.items()}
+    overrides["fail_fast"] = args.fail_fast
     try:
+        if overrides.get("api_key") is None:
+            overrides["api_key"] = api_key_from_file(args.api_key_file)
         settings = load_settings(overrides)
     except CliError as exc:
         _fail(str(exc), 2)

@@ -8,6 +8,7 @@ jitter. A 409 whose problem ``type`` ends in ``/stale-epoch`` raises
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,10 @@ class GatewayError(Exception):
         self.status = status
         self.problem = problem or {}
         detail = self.problem.get("detail") or self.problem.get("title") or message
+        # a validation problem lists every error: all of them are shown, not the first
+        errors = self.problem.get("errors")
+        if isinstance(errors, list) and errors:
+            detail = f"{detail} (errors: {json.dumps(errors, separators=(',', ':'))})"
         super().__init__(f"gateway answered {status}: {detail}")
 
     @property
@@ -127,6 +132,12 @@ class GatewayClient:
             attempt += 1
 
     # ------------------------------------------------------------------ provider
+
+    async def drain(self, provider_id: str) -> dict[str, Any]:
+        """No new jobs for this machine: the platform shows it draining at once."""
+        resp = await self._request("POST", f"/v1/providers/{provider_id}/drain")
+        body: dict[str, Any] = resp.json()
+        return body
 
     async def register(self, payload: dict[str, Any]) -> dict[str, Any]:
         resp = await self._request("POST", "/v1/providers", json=payload, expect=(200, 201))

@@ -62,6 +62,11 @@ class AgentSettings(BaseSettings):
     request_timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=5, ge=0, le=50)
     log_level: str = "INFO"
+    # exit at once (status 1) when the gateway cannot be reached at registration,
+    # instead of retrying until it can
+    fail_fast: bool = False
+    # on SIGTERM/SIGINT: tell the platform to send no new jobs (drain) before exiting
+    drain_on_exit: bool = True
 
     @field_validator("gateway_url")
     @classmethod
