@@ -150,17 +150,18 @@ class Agent:
                 await health.stop()
 
     async def go_offline(self) -> None:
-        """Tell the platform this machine takes no new jobs (drain), and say so."""
-        if not self.provider_id or not self.settings.drain_on_exit:
+        """Tell the platform this machine goes offline (no new jobs until it registers
+        again), and say so."""
+        if not self.provider_id or not self.settings.offline_on_exit:
             return
         try:
-            await asyncio.wait_for(self.client.drain(self.provider_id), 10)
+            await asyncio.wait_for(self.client.go_offline(self.provider_id), 10)
         except (GatewayError, GatewayUnavailable, TimeoutError) as exc:
             say(f"stopping; could not tell the platform ({exc}): it will see no heartbeat")
             return
         say(
-            f"stopping: told the platform {self.provider_id} takes no new jobs (draining); "
-            "running jobs keep their state and resume on the next start"
+            f"stopping: told the platform {self.provider_id} is offline (no new jobs until "
+            "the next start); running jobs keep their state and resume on the next start"
         )
 
     async def shutdown(self) -> None:

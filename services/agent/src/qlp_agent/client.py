@@ -133,9 +133,10 @@ class GatewayClient:
 
     # ------------------------------------------------------------------ provider
 
-    async def drain(self, provider_id: str) -> dict[str, Any]:
-        """No new jobs for this machine: the platform shows it draining at once."""
-        resp = await self._request("POST", f"/v1/providers/{provider_id}/drain")
+    async def go_offline(self, provider_id: str) -> dict[str, Any]:
+        """The agent stops: no new jobs for this machine until it registers again (the
+        platform shows it ``offline`` at once)."""
+        resp = await self._request("POST", f"/v1/providers/{provider_id}/offline")
         body: dict[str, Any] = resp.json()
         return body
 

@@ -65,8 +65,8 @@ class AgentSettings(BaseSettings):
     # exit at once (status 1) when the gateway cannot be reached at registration,
     # instead of retrying until it can
     fail_fast: bool = False
-    # on SIGTERM/SIGINT: tell the platform to send no new jobs (drain) before exiting
-    drain_on_exit: bool = True
+    # on SIGTERM/SIGINT: tell the platform this machine goes offline before exiting
+    offline_on_exit: bool = True
 
     @field_validator("gateway_url")
     @classmethod

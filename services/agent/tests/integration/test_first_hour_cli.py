@@ -1,7 +1,8 @@
 """What a person running the agent sees, against the REAL scheduler (in-process, real
 broker and database): a human-readable startup summary beside the JSON logs, and on
 shutdown (SIGTERM cancels the agent's main task) the platform is told at once that
-the machine takes no new jobs (the provider shows ``draining``) and the agent says so."""
+the machine goes offline (the provider shows ``offline``) and the agent says so; it
+is active again when the agent starts again."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class Signed(httpx.Auth):
         yield request
 
 
-async def test_summary_at_start_and_drain_on_stop(
+async def test_summary_at_start_and_offline_on_stop(
     qlp_infra: Any, unique: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from pymongo import AsyncMongoClient
@@ -88,10 +89,21 @@ async def test_summary_at_start_and_drain_on_stop(
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 30)
             err = capsys.readouterr().err
-            assert f"told the platform {pid} takes no new jobs" in err, err
+            assert f"told the platform {pid} is offline" in err, err
             async with httpx.AsyncClient(base_url=url, auth=Signed(principal), timeout=30) as http:
                 got = (await http.get(f"/v1/providers/{pid}")).json()
-            assert got["status"] == "draining", got
+                assert got["status"] == "offline", got
+                # started again: the same provider, active again
+                client = GatewayClient(url, "qlp_first_hour", auth=Signed(principal))
+                again = Agent(s, client=client)
+                task = asyncio.create_task(again.run())
+                await asyncio.wait_for(again.registered.wait(), 60)
+                assert again.provider_id == pid
+                got = (await http.get(f"/v1/providers/{pid}")).json()
+                assert got["status"] == "active", got
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, 30)
         await mongo.drop_database(settings.mongodb_database)
     finally:
         await mongo.close()

@@ -247,6 +247,14 @@ async def drain(provider_id: str, ctx: Ctx, principal: AgentPrincipal) -> M.Prov
     return provider_out(sched, await call(sched.drain(principal.org_id, provider_id)))
 
 
+@providers.post("/{provider_id}/offline", response_model=M.ProviderOut)
+async def offline(provider_id: str, ctx: Ctx, principal: AgentPrincipal) -> M.ProviderOut:
+    """The agent is stopping: the offer is withdrawn at once and the provider shows
+    ``offline`` until its agent registers again (a draining provider stays draining)."""
+    sched = engine(ctx)
+    return provider_out(sched, await call(sched.go_offline(principal.org_id, provider_id)))
+
+
 @providers.get("/{provider_id}/earnings", response_model=M.EarningsOut)
 async def earnings(provider_id: str, ctx: Ctx, principal: ProviderReader) -> M.EarningsOut:
     e = await call(engine(ctx).earnings(principal.org_id, provider_id))

@@ -256,6 +256,8 @@ class Scheduler:
             "currency": price["currency"],
             "containers": containers_of(body),
         }
+        if doc.get("status") == S.OFFLINE:  # the agent is back: offer again
+            changes["status"] = S.ACTIVE
         if all(doc.get(k) == v for k, v in changes.items()):
             return doc
         now = utcnow()
@@ -355,6 +357,23 @@ class Scheduler:
         update = outbox_update(
             [E.offer_withdrawn(doc, "provider draining", now)],
             {"$set": {"status": S.DRAINING, "updated_ms": ms(now)}},
+        )
+        after = await self.repo.update_provider(provider_id, org_id, {"status": S.ACTIVE}, update)
+        after = after or await self.provider(org_id, provider_id)
+        self.index.remove(after["offer_id"])
+        return after
+
+    async def go_offline(self, org_id: str, provider_id: str) -> Doc:
+        """The agent stopped on purpose: withdraw the offer at once (no waiting for
+        missed heartbeats); registering again makes it active. A draining provider
+        stays draining (an operator's decision)."""
+        doc = await self.provider(org_id, provider_id)
+        if doc["status"] != S.ACTIVE:
+            return doc
+        now = utcnow()
+        update = outbox_update(
+            [E.offer_withdrawn(doc, "provider went offline", now)],
+            {"$set": {"status": S.OFFLINE, "updated_ms": ms(now)}},
         )
         after = await self.repo.update_provider(provider_id, org_id, {"status": S.ACTIVE}, update)
         after = after or await self.provider(org_id, provider_id)

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 
 ACTIVE = "active"
 DRAINING = "draining"
+# the agent said it stopped (SIGTERM): no new jobs until it registers again
+OFFLINE = "offline"
 
 # Job statuses.
 SUBMITTED = "submitted"
