@@ -9,9 +9,14 @@ provider stays lost (no second verdict) until it is heard from again.
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+#: Gaps between heartbeats remembered per provider to learn its interval.
+LEARN_GAPS = 5
 
 
 class State(StrEnum):
@@ -37,6 +42,9 @@ class Watch:
     leases: tuple[Lease, ...] = ()
     #: Kafka partition the provider's heartbeats arrive on (who owns it).
     partition: int = -1
+    #: The provider's own interval as learned from its heartbeats (0: not yet).
+    learned_ms: int = 0
+    gaps: deque[int] = field(default_factory=lambda: deque(maxlen=LEARN_GAPS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,18 @@ class Detector:
     suspect_ms: int
     lost_ms: int
     watches: dict[str, Watch] = field(default_factory=dict)
+    #: Learn each provider's interval (median of its last gaps) and scale its
+    #: thresholds when it is slower than ``interval_ms``: an agent started with
+    #: ``--heartbeat-interval 10`` is lost after 35 s of silence, not 3.5 s. Never
+    #: lower than the configured interval.
+    learn: bool = True
+
+    def thresholds(self, w: Watch) -> tuple[int, int]:
+        """(suspect_ms, lost_ms) of one provider."""
+        if not self.learn or w.learned_ms <= self.interval_ms:
+            return self.suspect_ms, self.lost_ms
+        scale = w.learned_ms / self.interval_ms
+        return round(self.suspect_ms * scale), round(self.lost_ms * scale)
 
     @classmethod
     def from_intervals(
@@ -68,13 +88,14 @@ class Detector:
         miss_threshold: int = 3,
         grace_intervals: float = 0.5,
         suspect_intervals: float = 2.0,
+        learn: bool = True,
     ) -> Detector:
         interval_ms = round(interval_s * 1000)
         lost_ms = round(interval_ms * (miss_threshold + grace_intervals))
         suspect_ms = min(round(interval_ms * suspect_intervals), lost_ms)
         if interval_ms <= 0 or miss_threshold < 1:
             raise ValueError("the heartbeat interval and the miss threshold must be positive")
-        return cls(interval_ms, suspect_ms, lost_ms)
+        return cls(interval_ms, suspect_ms, lost_ms, learn=learn)
 
     def observe(
         self,
@@ -99,6 +120,11 @@ class Detector:
         silent_from = w.last_seen_ms
         w.last_seen_ms = now_ms
         w.leases = held
+        if now_ms > silent_from:
+            # the median of the last gaps: one outage or dropped heartbeat does not move it
+            w.gaps.append(now_ms - silent_from)
+            if len(w.gaps) >= 3:
+                w.learned_ms = round(statistics.median(w.gaps))
         w.org_id = org_id or w.org_id
         if partition >= 0:
             w.partition = partition
@@ -112,10 +138,11 @@ class Detector:
         out: list[Transition] = []
         for w in self.watches.values():
             silent = now_ms - w.last_seen_ms
+            suspect_ms, lost_ms = self.thresholds(w)
             target = w.state
-            if silent > self.lost_ms:
+            if silent > lost_ms:
                 target = State.LOST
-            elif silent > self.suspect_ms and w.state is State.ALIVE:
+            elif silent > suspect_ms and w.state is State.ALIVE:
                 target = State.SUSPECTED
             if target is not w.state:
                 out.append(

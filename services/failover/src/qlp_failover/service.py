@@ -80,7 +80,12 @@ class Failover:
             await self.store.seen(
                 provider_id,
                 org_id,
-                {"last_seen_ms": now_ms, "partition": partition, "leases": _lease_docs(held)},
+                {
+                    "last_seen_ms": now_ms,
+                    "partition": partition,
+                    "leases": _lease_docs(held),
+                    "interval_ms": self.detector.watches[provider_id].learned_ms,
+                },
             )
             self._persisted_ms[provider_id] = now_ms
             self._persisted_leases[provider_id] = held
@@ -115,6 +120,7 @@ class Failover:
                     max(seen, now_ms),
                     _leases_of(d.get("leases") or []),
                     int(d.get("partition", -1)),
+                    int(d.get("interval_ms", 0) or 0),
                 )
             )
             self._persisted_ms[d["_id"]] = seen

@@ -14,8 +14,8 @@ from qlp_failover.liveness import Detector, Lease, State, Watch
 S = 1000
 
 
-def det() -> Detector:
-    return Detector.from_intervals(1.0, miss_threshold=3, grace_intervals=0.5)
+def det(learn: bool = False) -> Detector:
+    return Detector.from_intervals(1.0, miss_threshold=3, grace_intervals=0.5, learn=learn)
 
 
 def test_thresholds_from_intervals() -> None:
@@ -56,6 +56,22 @@ def test_one_dropped_heartbeat_with_jitter_is_not_a_loss() -> None:
             lost += sum(x.state is State.LOST for x in d.tick(t))
         d.observe("p", "org", now)
     assert lost == 0
+
+
+def test_a_slower_agent_gets_thresholds_scaled_to_its_own_interval() -> None:
+    d = det(learn=True)
+    for at in range(0, 50_001, 10_000):  # an agent started with --heartbeat-interval 10
+        d.tick(at)  # until three gaps are learned it is judged by the configured interval
+        d.observe("slow", "org", at)
+    assert d.watches["slow"].learned_ms == 10_000
+    assert d.tick(50_000 + 20_000) == []  # suspected at 20 s of silence: not yet
+    assert [t.state for t in d.tick(50_000 + 20_001)] == [State.SUSPECTED]
+    assert [t.state for t in d.tick(50_000 + 35_001)] == [State.LOST]
+    # a fast agent never gets thresholds under the configured interval
+    fast = det(learn=True)
+    for at in range(0, 2001, 200):
+        fast.observe("f", "org", at)
+    assert fast.thresholds(fast.watches["f"]) == (2000, 3500)
 
 
 def test_heartbeat_after_loss_is_a_recovery() -> None:

@@ -1,0 +1,261 @@
+"""Failover end to end with real processes: every service (failover included) as
+``make up`` runs them, two provider agents as OS processes. The primary agent is
+killed with SIGKILL mid-job; the failover service declares its provider lost from the
+missing heartbeat events, records one decision, the scheduler promotes the hot
+standby under epoch 2, and the standby resumes from the latest checkpoint. The
+deterministic sample workload (pure Python, no torch) ends with the same result as an
+uninterrupted run, bit for bit; the steps after the checkpoint are redone, none before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+STEPS = 60
+CHECKPOINT_EVERY = 10
+
+
+def workload(sleep: float) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "qlp_agent.workloads.train",
+        "--backend",
+        "pure",
+        "--steps",
+        str(STEPS),
+        "--checkpoint-every",
+        str(CHECKPOINT_EVERY),
+        "--step-sleep",
+        str(sleep),
+    ]
+
+
+async def _signup(http: httpx.AsyncClient, name: str) -> dict[str, Any]:
+    resp = await http.post(
+        "/v1/auth/signup",
+        json={
+            "org_name": name,
+            "email": f"{name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:8]}@example.com",
+            "password": "correct horse battery staple 42",
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    out: dict[str, Any] = resp.json()
+    return out
+
+
+async def _eventually(
+    probe: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float, what: str
+) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if ok(last):
+            return last
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{what} not reached in {timeout}s; last: {last}")
+
+
+def _agent(gateway: str, key: str, state: Path, log: Path, price: str) -> subprocess.Popen[bytes]:
+    fh = open(log, "ab")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "qlp_agent",
+            "run",
+            "--gateway",
+            gateway,
+            "--api-key",
+            key,
+            "--price-per-gpu-hour",
+            price,
+            "--region",
+            "eu-west",
+            "--simulate-gpus",
+            "1",
+            "--state-dir",
+            str(state),
+            "--heartbeat-interval",
+            "1",
+            "--poll-wait",
+            "2",
+        ],
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _kill_workloads(state_dir: Path) -> None:
+    """Workloads run in their own process groups: a killed agent leaves them orphaned."""
+    for f in state_dir.rglob("state.json"):
+        with contextlib.suppress(Exception):
+            for rec in (json.loads(f.read_text()).get("jobs") or {}).values():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(rec["pid"]), signal.SIGKILL)
+
+
+async def test_kill_9_of_the_primary_agent_fails_over_to_the_standby(
+    qlp_platform: Any, qlp_infra: Any, tmp_path: Path
+) -> None:
+    gateway = qlp_platform.state.gateway_url
+    agents: dict[str, subprocess.Popen[bytes]] = {}
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
+        provider = await _signup(http, "Failover Provider")
+        prov_auth = {"Authorization": f"Bearer {provider['access_token']}"}
+        made = await http.post(
+            "/v1/api-keys",
+            json={"name": "agents", "scopes": ["provider:agent"]},
+            headers={**prov_auth, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert made.status_code == 201, made.text
+        agent_key = made.json()["key"]
+        key_auth = {"Authorization": f"Bearer {agent_key}"}
+        try:
+            for name, price in (("a", "60.00"), ("b", "65.00")):
+                agents[name] = _agent(
+                    gateway, agent_key, tmp_path / name, tmp_path / f"agent-{name}.log", price
+                )
+
+            async def providers() -> list[dict[str, Any]]:
+                r = await http.get("/v1/providers", headers=key_auth)
+                return list(r.json().get("items", [])) if r.status_code == 200 else []
+
+            regs = await _eventually(
+                providers,
+                lambda items: len(items) == 2 and all(p["last_heartbeat_at"] for p in items),
+                60,
+                "two registered providers",
+            )
+            cheap = next(p for p in regs if p["price_per_gpu_hour"]["amount"] == 6000)
+
+            consumer = await _signup(http, "Failover Consumer")
+            cons_auth = {"Authorization": f"Bearer {consumer['access_token']}"}
+            top = await http.post(
+                "/v1/billing/credits",
+                json={"amount": {"amount": 5000, "currency": "USD"}},
+                headers={**cons_auth, "Idempotency-Key": uuid.uuid4().hex},
+            )
+            assert top.status_code == 201, top.text
+            submitted = await http.post(
+                "/v1/gpu/jobs",
+                json={
+                    "gpu_count": 1,
+                    "max_price_per_gpu_hour": {"amount": 7000, "currency": "USD"},
+                    "region": "eu-west",
+                    "command": workload(0.25),
+                    "checkpoint_interval_s": 1,
+                    "redundancy": "hot_standby",
+                    "max_duration_s": 600,
+                },
+                headers={**cons_auth, "Idempotency-Key": uuid.uuid4().hex},
+            )
+            assert submitted.status_code == 202, submitted.text
+            jid = submitted.json()["id"]
+
+            async def get_job() -> dict[str, Any]:
+                out: dict[str, Any] = (
+                    await http.get(f"/v1/gpu/jobs/{jid}", headers=cons_auth)
+                ).json()
+                return out
+
+            running = await _eventually(
+                get_job,
+                lambda j: (j.get("latest_checkpoint") or {}).get("step", 0) >= CHECKPOINT_EVERY,
+                120,
+                "a first checkpoint",
+            )
+            assert running["epoch"] == 1 and running["provider_id"] == cheap["id"]
+            standby_id = running["standby_provider_id"]
+            primary = agents["a"]  # the cheaper machine is the primary
+            primary.send_signal(signal.SIGKILL)
+            primary.wait(10)
+            _kill_workloads(tmp_path / "a")  # its workload can report nothing anyway
+            killed_at = time.monotonic()
+
+            promoted = await _eventually(
+                get_job, lambda j: j["epoch"] >= 2, 60, "promotion of the standby"
+            )
+            assert promoted["provider_id"] == standby_id
+            detected_and_promoted_s = time.monotonic() - killed_at
+            done = await _eventually(
+                get_job,
+                lambda j: j["status"] in ("completed", "failed", "canceled"),
+                150,
+                "completion on the standby",
+            )
+            assert done["status"] == "completed", done
+            assert done["epoch"] == 2 and done["provider_id"] == standby_id
+
+            items: list[dict[str, Any]] = []
+            cursor = None
+            while True:
+                params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+                page = (
+                    await http.get(f"/v1/gpu/jobs/{jid}/logs", params=params, headers=cons_auth)
+                ).json()
+                items += page["items"]
+                if not (cursor := page.get("next_cursor")):
+                    break
+            resumed = [
+                int(x["line"].split("=")[1])
+                for x in items
+                if x["epoch"] == 2 and x["line"].startswith("resumed_from=")
+            ]
+            assert resumed and resumed[0] >= CHECKPOINT_EVERY
+            assert resumed[0] % CHECKPOINT_EVERY == 0  # from a checkpoint, none before redone
+            reference = subprocess.run(
+                workload(0.0),
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "QLP_CHECKPOINT_DIR": ""},
+            ).stdout.splitlines()[-1]
+            finals = [x["line"] for x in items if x["line"].startswith("final_loss=")]
+            assert finals == [reference]  # bit for bit, and reported once
+
+        finally:
+            for p in agents.values():
+                if p.poll() is None:
+                    p.terminate()
+            for p in agents.values():
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+            for name in agents:
+                _kill_workloads(tmp_path / name)
+
+    # exactly one failover decision for the job, decided by the failover service
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(qlp_infra.mongodb_url)
+    try:
+        db = mongo["qlp_failover"]
+        recs = await db["failovers"].find({"job_id": jid}).to_list(None)
+        assert [(r["epoch"], r["failed_provider_id"]) for r in recs] == [(1, cheap["id"])]
+        lost = await db["liveness"].find_one({"_id": cheap["id"]})
+        assert lost is not None and lost["state"] == "lost" and lost["losses"] == 1
+    finally:
+        await mongo.close()
+    print(f"kill -9 -> promoted in {detected_and_promoted_s:.1f}s")
