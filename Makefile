@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap sync up up-detached down status logs test lint fmt typecheck proto \
+.PHONY: help bootstrap sync up up-detached down status logs agent test lint fmt typecheck proto \
 	proto-check unit integration e2e charts bench clean
 
 help: ## list the verbs
@@ -34,6 +34,11 @@ status: ## show what is running
 
 logs: ## tail every log (make logs NAME=billing FOLLOW=1)
 	@$(RUN) qlp logs $(NAME) $(if $(FOLLOW),-f,)
+
+agent: sync ## run a simulated-GPU provider agent (API key in QLP_AGENT_API_KEY_FILE or QLP_AGENT_API_KEY)
+	@$(RUN) qlp-agent run --gateway $(or $(GW),http://127.0.0.1:$(or $(QLP_GATEWAY_PORT),8080)) \
+		--price-per-gpu-hour $(or $(PRICE),1.20) --region $(or $(REGION),eu-west) \
+		--simulate-gpus $(or $(GPUS),2) $(AGENT_ARGS)
 
 test: sync lint typecheck proto-check ## every check and every test
 	@$(RUN) pytest -q $(PYTEST_ARGS)
