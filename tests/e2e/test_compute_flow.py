@@ -136,6 +136,20 @@ async def test_compute_flow_hot_standby_to_settlement(qlp_platform: Any, tmp_pat
                 headers={**cons_auth, "Idempotency-Key": uuid.uuid4().hex},
             )
             assert top.status_code == 201, top.text
+            job_spec: dict[str, Any] = {
+                "gpu_count": 1,
+                "max_price_per_gpu_hour": {"amount": MAX_PRICE_MINOR, "currency": "USD"},
+                "command": ["true"],
+                "max_duration_s": MAX_DURATION_S,
+            }
+
+            async def quote() -> dict[str, Any]:
+                q = await http.post("/v1/gpu/jobs/quote", json=job_spec, headers=cons_auth)
+                return dict(q.json()) if q.status_code == 200 else {}
+
+            # the scheduler refuses a job its view of the balance cannot cover (402):
+            # wait until it has seen the top-up
+            await _eventually(quote, lambda q: q.get("balance_covers") is True, 60, "top-up seen")
             offers = (await http.get("/v1/gpu/offers", headers=cons_auth)).json()["items"]
             assert {o["provider_id"] for o in offers} >= {p["id"] for p in regs}
 
