@@ -158,6 +158,19 @@ async def test_kill_9_of_the_primary_agent_fails_over_to_the_standby(
                 headers={**cons_auth, "Idempotency-Key": uuid.uuid4().hex},
             )
             assert top.status_code == 201, top.text
+
+            async def quote() -> dict[str, Any]:
+                spec = {
+                    "gpu_count": 1,
+                    "max_price_per_gpu_hour": {"amount": 7000, "currency": "USD"},
+                    "command": ["true"],
+                    "max_duration_s": 600,
+                }
+                q = await http.post("/v1/gpu/jobs/quote", json=spec, headers=cons_auth)
+                return dict(q.json()) if q.status_code == 200 else {}
+
+            # the scheduler refuses what its view of the balance cannot cover (402)
+            await _eventually(quote, lambda q: q.get("balance_covers") is True, 60, "top-up seen")
             submitted = await http.post(
                 "/v1/gpu/jobs",
                 json={

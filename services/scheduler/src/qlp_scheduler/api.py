@@ -211,12 +211,19 @@ async def list_providers(
     principal: ProviderReader,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
+    sort: Annotated[
+        Literal["-created_at", "created_at"],
+        Query(description="-created_at: newest first (the default); created_at: oldest first"),
+    ] = "-created_at",
 ) -> M.ProviderList:
+    """The org's provider machines, newest first unless ``sort=created_at``."""
     sched = engine(ctx)
     try:
-        page = await sched.repo.list_providers(principal.org_id, limit, cursor)
+        page = await sched.repo.list_providers(
+            principal.org_id, limit, cursor, newest_first=sort == "-created_at"
+        )
     except ValueError:
-        raise Problem(400, "Bad request", "malformed cursor") from None
+        raise Problem(422, "Request is not valid", "query parameter cursor is malformed") from None
     return M.ProviderList(
         items=[provider_out(sched, d) for d in page.items], next_cursor=page.next_cursor
     )

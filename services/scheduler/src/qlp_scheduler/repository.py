@@ -98,6 +98,20 @@ INDEXES = [
 ]
 
 
+async def _keyset_page(
+    tc: TenantCollection, f: Doc, limit: int, cursor: str | None, newest_first: bool
+) -> Page:
+    """A page in ``_id`` order (ids are time ordered): newest first, or oldest first."""
+    f = tc.scoped(f)
+    if cursor:
+        f["_id"] = {"$lt" if newest_first else "$gt": decode_cursor(cursor)}
+    order = -1 if newest_first else ASCENDING
+    docs = [d async for d in tc.raw.find(f).sort([("_id", order)]).limit(limit + 1)]
+    more = len(docs) > limit
+    docs = docs[:limit]
+    return Page(docs, encode_cursor(str(docs[-1]["_id"])) if more and docs else None)
+
+
 class Repository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
@@ -125,8 +139,11 @@ class Repository:
             return await self.providers.find_one({"_id": provider_id}, comment=BY_ID)
         return await TenantCollection(self.providers, org_id).find_one({"_id": provider_id})
 
-    async def list_providers(self, org_id: str, limit: int, cursor: str | None) -> Page:
-        return await TenantCollection(self.providers, org_id).page({}, limit, cursor)
+    async def list_providers(
+        self, org_id: str, limit: int, cursor: str | None, newest_first: bool = True
+    ) -> Page:
+        tc = TenantCollection(self.providers, org_id)
+        return await _keyset_page(tc, {}, limit, cursor, newest_first)
 
     async def update_provider(
         self, provider_id: str, org_id: str, guard: Mapping[str, Any], update: Mapping[str, Any]
@@ -233,14 +250,9 @@ class Repository:
     ) -> Page:
         """Keyset pages on ``_id`` (time ordered): newest first unless asked otherwise."""
         tc = TenantCollection(self.jobs, org_id)
-        f: Doc = tc.scoped({"status": status} if status else {})
-        if cursor:
-            f["_id"] = {"$lt" if newest_first else "$gt": decode_cursor(cursor)}
-        order = -1 if newest_first else ASCENDING
-        docs = [d async for d in tc.raw.find(f).sort([("_id", order)]).limit(limit + 1)]
-        more = len(docs) > limit
-        docs = docs[:limit]
-        return Page(docs, encode_cursor(str(docs[-1]["_id"])) if more and docs else None)
+        return await _keyset_page(
+            tc, {"status": status} if status else {}, limit, cursor, newest_first
+        )
 
     async def pending_escrow(self, org_id: str) -> int:
         """What the org's jobs still waiting for billing's hold will take."""

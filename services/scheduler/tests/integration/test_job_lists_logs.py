@@ -130,3 +130,18 @@ async def test_logs_limit_counts_lines_and_follow_streams_them(sched_app: App) -
     assert [json.loads(d)["line"] for e, _, d in again if e == "log"] == ["c1", "d1"]
     for x in (prov, cons):
         await x.aclose()
+
+
+async def test_providers_list_newest_first(sched_app: App) -> None:
+    prov = client(sched_app.url, agent_principal(new_id("org")))
+    ids = []
+    for fp in ("order-1", "order-2"):
+        r = await prov.post("/v1/providers", json=body_of(fp))
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    listed = (await prov.get("/v1/providers")).json()["items"]
+    assert [p["id"] for p in listed] == ids[::-1]
+    oldest = (await prov.get("/v1/providers", params={"sort": "created_at"})).json()["items"]
+    assert [p["id"] for p in oldest] == ids
+    assert (await prov.get("/v1/providers", params={"sort": "name"})).status_code == 422
+    await prov.aclose()
