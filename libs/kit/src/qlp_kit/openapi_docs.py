@@ -246,8 +246,9 @@ _STRINGS = {
     "line": "epoch 3/10 loss=0.412",
     "prompt": "A REST API for a veterinary clinic: owners, pets, appointments",
     "intent": "A REST API for a veterinary clinic: owners, pets, appointments",
-    "cursor": "job_01jd8x3k2m9q4r7t5v6w8y0z1a",
-    "next_cursor": "job_01jd8x3k2m9q4r7t5v6w8y0z1a",
+    # opaque, as the kit's pages encode them (base64url of the last id)
+    "cursor": "am9iXzAxamQ4eDNrMm05cTRyN3Q1djZ3OHkwejFh",
+    "next_cursor": "am9iXzAxamQ4eDNrMm05cTRyN3Q1djZ3OHkwejFh",
     "sort": "-created_at",
     "url": "https://api.qlp.dev/v1/billing/shared/invoices/inv_01jd8x3k2m9q4r7t5v6w8y0z1a",
     "hostname": "gpu-node-7",
