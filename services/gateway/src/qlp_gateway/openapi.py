@@ -130,8 +130,14 @@ def merge(docs: Mapping[str, Mapping[str, Any]], *, version: str = "0.1.0") -> d
             "version": version,
             "description": (
                 "The public API of the QuantumLayer Platform, served by the gateway. "
-                "Errors are RFC 9457 problem+json. Rate limits are announced in "
-                "RateLimit and RateLimit-Policy headers (IETF draft); POST accepts an "
+                "Authenticate with `Authorization: Bearer <token>`: an access token from "
+                "POST /v1/auth/signup or /v1/auth/login is valid 15 minutes (refresh it at "
+                "POST /v1/auth/refresh), an API key (`qlp_…`, POST /v1/api-keys) until it "
+                "is revoked or expires. Money is integer minor units: "
+                '`{"amount": 5000, "currency": "USD"}` is 50.00 USD. '
+                "Errors are RFC 9457 problem+json (`detail` says what to fix; malformed "
+                "JSON is 400, a body that fails validation 422). Rate limits are announced "
+                "in RateLimit and RateLimit-Policy headers (IETF draft); POST accepts an "
                 "Idempotency-Key header."
             ),
         },
