@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from qlp_gateway.openapi import merge
 from qlp_gateway.routes import resolve as route_of
@@ -84,6 +87,33 @@ def _money_too_large(node: Any, key: str = "") -> list[str]:
     return []
 
 
+def _invalid_examples(doc: dict[str, Any], op: dict[str, Any]) -> list[str]:
+    """Examples that do not validate against their own schema."""
+    registry: Registry[Any] = Registry().with_resource(
+        "urn:doc", Resource.from_contents({"components": doc["components"]}, DRAFT202012)
+    )
+    pairs: list[tuple[str, Any, Any]] = []
+    for media in _json_media(op.get("requestBody")):
+        if "example" in media:
+            pairs.append(("request body", media.get("schema", {}), media["example"]))
+    for status, response in (op.get("responses") or {}).items():
+        for media in _json_media(response):
+            if "example" in media:
+                pairs.append((f"{status} answer", media.get("schema", {}), media["example"]))
+    for param in op.get("parameters") or []:
+        if "example" in param:
+            pairs.append((f"parameter {param['name']}", param.get("schema", {}), param["example"]))
+    out = []
+    for what, schema, example in pairs:
+        linked = json.loads(json.dumps(schema).replace('"#/components', '"urn:doc#/components'))
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(linked, registry=registry).iter_errors(example)
+        )
+        if error is not None:
+            out.append(f"{what} example is not valid: {error.message[:120]}")
+    return out
+
+
 def problems_of(doc: dict[str, Any], permissions: dict[tuple[str, str], str | None]) -> list[str]:
     schemas = doc["components"]["schemas"]
     tag_names = {t["name"] for t in TAGS}
@@ -116,6 +146,7 @@ def problems_of(doc: dict[str, Any], permissions: dict[tuple[str, str], str | No
         examples += sum(1 for p in op.get("parameters") or [] if "example" in p)
         if not examples:
             out.append(f"{where}: no example at all")
+        out += [f"{where}: {bad}" for bad in _invalid_examples(doc, op)]
         bad = _money_too_large(op)
         if bad:
             out.append(f"{where}: unrealistic money in examples: {bad[:3]}")
@@ -166,7 +197,12 @@ def test_the_checker_catches_an_undocumented_operation(built: Any) -> None:
     del op["responses"]["403"]
     op["requestBody"]["content"]["application/json"].pop("example", None)
     op["requestBody"]["content"]["application/json"]["schema"] = {"type": "object"}
+    signup = broken["paths"]["/v1/auth/signup"]["post"]["requestBody"]["content"]
+    signup["application/json"]["example"] = {"org_name": 5}
     found = problems_of(broken, permissions)
+    assert any(
+        f.startswith("POST /v1/auth/signup: request body example is not valid") for f in found
+    )
     assert "POST /v1/api-keys: no description written for a user" in found
     assert "POST /v1/api-keys: 403 not documented as a problem+json Problem" in found
     assert "POST /v1/api-keys: request body without an example" in found

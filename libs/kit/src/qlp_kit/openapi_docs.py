@@ -297,6 +297,24 @@ def _ref(schema: Mapping[str, Any], components: Mapping[str, Any]) -> Mapping[st
     return schema
 
 
+def _optional_object(schema: Mapping[str, Any], components: Mapping[str, Any]) -> bool:
+    """An optional nested object (``X | None``): left out of examples, which show what
+    a caller usually sends, not every alternative at once."""
+    options = [_ref(o, components) for o in schema.get("anyOf") or []]
+    if not any(o.get("type") == "null" for o in options):
+        return False
+    return any(o.get("type") == "object" or "properties" in o for o in options)
+
+
+def _string_pattern(value: str, schema: Mapping[str, Any]) -> str:
+    """``value``, or the first alternative of a ``^(a|b)$`` pattern it does not match."""
+    pattern = schema.get("pattern")
+    if not isinstance(pattern, str) or re.search(pattern, value):
+        return value
+    alt = re.fullmatch(r"\^?\(?([\w:.-]+)(?:\|[\w:.|-]+)*\)?\$?", pattern)
+    return alt.group(1) if alt else value
+
+
 def _clamp(value: float, schema: Mapping[str, Any]) -> float:
     low = schema.get("minimum", schema.get("exclusiveMinimum"))
     high = schema.get("maximum", schema.get("exclusiveMaximum"))
@@ -339,7 +357,7 @@ def _string(name: str, schema: Mapping[str, Any]) -> str:
         value = value + "x" * (low_len - len(value))
     if isinstance(high_len, int) and len(value) > high_len:
         value = value[:high_len]
-    return value
+    return _string_pattern(value, schema)
 
 
 def _integer(name: str, schema: Mapping[str, Any]) -> int:
@@ -411,12 +429,18 @@ def example_for(
         kind = next((k for k in kind if k != "null"), None)
     if kind == "object" or "properties" in schema:
         owner = _owner(str(schema.get("title", "")))
-        return {
+        required = set(schema.get("required") or [])
+        out = {
             prop: example_for(
                 sub, components, f"{owner}_id" if prop == "id" and owner else prop, depth + 1
             )
             for prop, sub in props.items()
+            if prop in required or not _optional_object(sub, components)
         }
+        extra = schema.get("additionalProperties")
+        if not out and isinstance(extra, dict) and schema.get("minProperties"):
+            out = {"generations": example_for(extra, components, "limit", depth + 1)}
+        return out
     if kind == "array":
         item = example_for(schema.get("items") or {}, components, name.rstrip("s"), depth + 1)
         return [] if item is None else [item]

@@ -124,3 +124,17 @@ def test_example_respects_bounds_and_given_examples() -> None:
     assert example_for({"type": "string", "examples": ["given"]}, {}, "email") == "given"
     assert example_for({"type": "string", "format": "email"}, {}, "to") == "ada@example.com"
     assert example_for({"type": "string", "enum": ["queued", "running"]}, {}, "status") == "queued"
+
+
+def test_optional_objects_are_left_out_and_patterns_respected() -> None:
+    components = {"Pool": {"type": "object", "properties": {"namespace": {"type": "string"}}}}
+    schema = {
+        "type": "object",
+        "required": ["kind"],
+        "properties": {
+            "kind": {"type": "string", "pattern": "^(provider|creator)$"},
+            "pool": {"anyOf": [{"$ref": "#/components/schemas/Pool"}, {"type": "null"}]},
+            "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+    }
+    assert example_for(schema, components) == {"kind": "provider", "note": "note"}
