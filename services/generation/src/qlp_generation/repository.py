@@ -148,7 +148,8 @@ class Store:
     async def record_outcome(self, pattern_id: str, key: str, field: str, inc: int = 1) -> None:
         """Counts only (shared across tenants: no prompt, no code, no tenant); once per
         ``key`` (a generation or version id) and field."""
-        marker = f"{field}|{key}"
+        # the marker is a digest: the shared document names no tenant, job or version
+        marker = sha256(f"{field}|{key}".encode())[:24]
         try:
             await self.db[OUTCOMES].update_one(
                 {"_id": pattern_id, "seen": {"$ne": marker}},

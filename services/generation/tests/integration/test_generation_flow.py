@@ -142,6 +142,8 @@ async def test_request_to_gated_version_download_and_time_machine(
     (pat,) = [p for p in r.json()["items"] if p["id"] == "project-management"]
     assert pat["gate_runs"] >= 2 and pat["gate_pass_rate"] == 1.0 and pat["feedback_up"] >= 1
     assert len((await api(app_url, "GET", "/v1/patterns", org)).json()["items"]) >= 15
+    shared = await app_db["pattern_outcomes"].find_one({"_id": "project-management"})
+    assert org not in str(shared) and vid not in str(shared) and job["id"] not in str(shared)
 
     doc = await app_db["generations"].find_one({"_id": job["id"]})
     assert (doc["attempts"], doc["status"]) == (1, "completed")
