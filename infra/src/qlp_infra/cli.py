@@ -82,7 +82,7 @@ def _print_up(st: runtime.State) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     st = runtime.running_state()
-    if args.only:
+    if args.only and args.only != "none":  # none: the infrastructure alone
         for name in args.only.split(","):
             _check_service(name.strip(), _known_services())
     if st is not None:
@@ -231,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start infrastructure and every service")
     up.add_argument("--detach", action="store_true", help="run in the background")
-    up.add_argument("--only", help="comma-separated services to start")
+    up.add_argument(
+        "--only", help="comma-separated services to start (none: the infrastructure alone)"
+    )
     up.add_argument("--timeout", type=float, default=180.0)
     up.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop the platform").set_defaults(fn=cmd_down)
