@@ -2,8 +2,8 @@
 
     uv run python -m benchmarks.generation [--jobs 6]
 
-1. Request → gated version: every request of the reference suite (services/generation
-   tests/unit/test_render.py: 14 requests, every tier, each regulation) is posted to the
+1. Request → gated version: every request of the reference suite (qlp_generation.reference:
+   14 requests, every tier, each regulation) is posted to the
    service and followed until it completed or failed, one at a time with one worker:
    seconds from POST to a stored version (the project's own lint and tests included),
    p50/p90 for T1 and T2, and the gate pass rate over the suite.
@@ -20,16 +20,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from benchmarks._common import write_results
 from qlp_generation.main import service
+from qlp_generation.reference import REFERENCE
 from qlp_generation.settings import GenerationSettings
 from qlp_infra.topics import provision
 from qlp_kit.auth import Principal
@@ -38,8 +37,6 @@ from qlp_testing.principals import PrincipalAuth, principal_headers
 from qlp_testing.services import running_app
 
 SECRET = "bench-internal-secret"  # noqa: S105 - a test secret
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services/generation/tests/unit"))
-from test_render import REFERENCE  # noqa: E402
 
 
 def pct(xs: list[float], p: float) -> float | None:

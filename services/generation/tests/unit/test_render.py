@@ -9,26 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from qlp_generation.blueprint import extract
+from qlp_generation.blueprint import Tier, extract
+from qlp_generation.reference import REFERENCE
 from qlp_generation.render import pins, render
-
-#: The reference suite: different domains, every tier, each regulation, every field type.
-REFERENCE = [
-    ("build me a SaaS for project management", "T1"),
-    ("a CRM for a small sales team", "T0"),
-    ("appointment booking for a dentist with reminders and GDPR for EU customers", "T2"),
-    ("a marketplace for handmade goods with a commission per transaction", "T2"),
-    ("an online store selling coffee beans", "T1"),
-    ("helpdesk tickets", "T1"),
-    ("warehouse inventory with purchase orders and SOX audit trail", "T2"),
-    ("online courses for students, freemium", "T1"),
-    ("invoicing for freelancers, SOX financial controls and GDPR", "T3"),
-    ("telehealth clinic for patients under HIPAA", "T2"),
-    ("payroll and leave requests for employees", "T2"),
-    ("event ticketing with waitlists and refunds", "T1"),
-    ("an app to log beehives and honey harvests", "T1"),
-    ("gym memberships and classes with trainers", "T0"),
-]
 
 
 def _write(files: dict[str, bytes], root: Path) -> None:
@@ -40,16 +23,16 @@ def _write(files: dict[str, bytes], root: Path) -> None:
 def test_the_reference_suite_covers_every_tier_and_regulation() -> None:
     assert len(REFERENCE) >= 12
     assert {t for _, t in REFERENCE} == {"T0", "T1", "T2", "T3"}
-    regs = {r for p, t in REFERENCE for r in extract(p, t).regulations}  # type: ignore[arg-type]
+    regs = {r for p, t in REFERENCE for r in extract(p, t).regulations}
     assert regs == {"gdpr", "hipaa", "sox"}
-    types = {f.type for p, t in REFERENCE for e in extract(p, t).entities for f in e.fields}  # type: ignore[arg-type]
+    types = {f.type for p, t in REFERENCE for e in extract(p, t).entities for f in e.fields}
     assert types == {"str", "text", "int", "money", "bool", "date", "datetime", "email", "ref"}
 
 
 @pytest.mark.parametrize(("prompt", "tier"), REFERENCE)
-def test_reference_projects_render_lint_clean(prompt: str, tier: str, tmp_path: Path) -> None:
-    files = render(extract(prompt, tier))  # type: ignore[arg-type]
-    assert render(extract(prompt, tier)) == files  # type: ignore[arg-type]
+def test_reference_projects_render_lint_clean(prompt: str, tier: Tier, tmp_path: Path) -> None:
+    files = render(extract(prompt, tier))
+    assert render(extract(prompt, tier)) == files
     assert {"Makefile", "README.md", "requirements.txt", "app/main.py", "tests/test_api.py"} <= set(
         files
     )
