@@ -38,3 +38,8 @@ DETECTION_SECONDS = Histogram(
 REBUILDS = Counter(
     "qlp_failover_rebuilds_total", "Partition assignments that rebuilt last-seen state"
 )
+STALE_HEARTBEATS = Counter(
+    "qlp_failover_stale_heartbeats_total",
+    "Heartbeat events skipped because they were older than the lost threshold when read "
+    "(a replay, or a detector lagging behind its partitions)",
+)
