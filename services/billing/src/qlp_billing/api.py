@@ -51,6 +51,7 @@ from qlp_kit.app import Ctx
 from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
 from qlp_kit.money import Money
+from qlp_kit.openapi_docs import problems
 from qlp_kit.permissions import public, require
 from qlp_kit.problems import NOT_EXECUTED, Problem, status_title
 
@@ -128,13 +129,27 @@ def _sub_out(sub: dict[str, Any]) -> SubscriptionOut:
 # ---- public -------------------------------------------------------------------------
 
 
-@router.get("/plans", response_model=PlanList, dependencies=[public()])
+@router.get(
+    "/plans",
+    response_model=PlanList,
+    dependencies=[public()],
+    summary="List the plans and their prices (public)",
+)
 async def list_plans() -> PlanList:
+    """Every plan with its monthly price in integer cents, included usage, quotas and rate
+    limit. No token needed."""
     return PlanList(items=[_plan_out(pid) for pid in PLANS])
 
 
-@router.get("/plans/{plan_id}", response_model=PlanOut, dependencies=[public()])
+@router.get(
+    "/plans/{plan_id}",
+    response_model=PlanOut,
+    dependencies=[public()],
+    summary="Read one plan (public)",
+)
 async def get_plan_view(plan_id: str) -> PlanOut:
+    """One plan by id (case-insensitive, e.g. `starter`); an unknown id is 404 and lists
+    the valid ones. No token needed."""
     try:
         plan = get_plan(plan_id)
     except UnknownPlan as exc:
@@ -142,13 +157,28 @@ async def get_plan_view(plan_id: str) -> PlanOut:
     return _plan_out(plan.id)
 
 
-@router.get("/subscription", response_model=SubscriptionOut)
+@router.get(
+    "/subscription",
+    response_model=SubscriptionOut,
+    summary="Read the organization's subscription",
+)
 async def get_subscription(ctx: Ctx, principal: Reader) -> SubscriptionOut:
+    """The current plan, its state (active, trialing, canceled), the current period and a
+    plan change scheduled for the period end, if any."""
     return _sub_out(await _billing(ctx).subscription(principal.org_id))
 
 
-@router.put("/subscription", response_model=SubscriptionOut)
+@router.put(
+    "/subscription",
+    response_model=SubscriptionOut,
+    summary="Change plan",
+    responses=problems(402, 409),
+)
 async def put_subscription(ctx: Ctx, principal: Writer, body: SubscriptionIn) -> SubscriptionOut:
+    """Moves the organization to another plan. An upgrade is charged prorated at once from
+    the prepaid balance (or the payment method on file); when neither can pay it is
+    402 with the shortfall and what to do. See the price first at GET
+    /v1/billing/subscription/preview."""
     try:
         sub = await _billing(ctx).change_plan(
             principal.org_id,
@@ -188,8 +218,15 @@ async def preview_subscription(
     return SubscriptionPreviewOut.model_validate(res)
 
 
-@router.delete("/subscription", response_model=SubscriptionOut)
+@router.delete(
+    "/subscription",
+    response_model=SubscriptionOut,
+    summary="Cancel the subscription (back to Free at period end)",
+    responses=problems(409),
+)
 async def cancel_subscription(ctx: Ctx, principal: Writer) -> SubscriptionOut:
+    """Cancels the paid plan: the organization keeps what it paid for until the period
+    ends, then moves to Free."""
     try:
         sub = await _billing(ctx).cancel(
             principal.org_id, actor_kind=principal.kind, actor_id=principal.subject
@@ -199,10 +236,12 @@ async def cancel_subscription(ctx: Ctx, principal: Writer) -> SubscriptionOut:
     return _sub_out(sub)
 
 
-@router.get("/usage", response_model=UsageOut)
+@router.get("/usage", response_model=UsageOut, summary="Read metered usage")
 async def get_usage(
     ctx: Ctx, principal: Reader, period: Annotated[str | None, Query()] = None
 ) -> UsageOut:
+    """Usage per meter for the current period (or the one asked for), with what is included
+    in the plan and what is billed as overage."""
     if period is not None:
         try:
             period = M.parse_period(period)
@@ -213,10 +252,12 @@ async def get_usage(
     return UsageOut.model_validate(await _billing(ctx).usage(principal.org_id, period))
 
 
-@router.get("/usage/rejected")
+@router.get("/usage/rejected", summary="List usage records that were refused")
 async def get_rejected_usage(
     ctx: Ctx, principal: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> dict[str, Any]:
+    """Usage events billing refused (unknown meter, bad quantity, over quota), with why;
+    for finding a metering bug."""
     docs = await _billing(ctx).store.rejected_usage(principal.org_id, limit)
     items = [
         RejectedUsageOut(
@@ -233,23 +274,35 @@ async def get_rejected_usage(
     return {"items": items, "next_cursor": None}
 
 
-@router.get("/quotas", response_model=QuotaList)
+@router.get("/quotas", response_model=QuotaList, summary="Read the organization's quotas")
 async def get_quotas(ctx: Ctx, principal: Reader) -> QuotaList:
+    """Each quota's limit, what is used and what is reserved in the current period."""
     return QuotaList.model_validate({"items": await _billing(ctx).quotas(principal.org_id)})
 
 
-@router.get("/balance", response_model=BalanceOut)
+@router.get("/balance", response_model=BalanceOut, summary="Read the prepaid balance")
 async def get_balance(ctx: Ctx, principal: Reader) -> BalanceOut:
+    """The prepaid balance, what is held in escrow for running GPU jobs and, for providers,
+    what is payable to the organization; integer cents."""
     return BalanceOut.model_validate(await _billing(ctx).balance(principal.org_id))
 
 
-@router.post("/credits", response_model=CreditsOut, status_code=201)
+@router.post(
+    "/credits",
+    response_model=CreditsOut,
+    status_code=201,
+    summary="Add prepaid credits",
+    responses=problems(402),
+)
 async def post_credits(
     ctx: Ctx,
     principal: Writer,
     body: CreditsIn,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> CreditsOut:
+    """Tops up the prepaid balance by `amount` (integer cents: 50.00 USD is 5000). Locally
+    the prepaid adapter applies it at once; with Stripe the answer carries a
+    `client_secret` to confirm the payment. Send an Idempotency-Key to retry safely."""
     billing = _billing(ctx)
     payment_id = None
     if idempotency_key:
@@ -292,13 +345,15 @@ def _inv_out(inv: dict[str, Any]) -> InvoiceOut:
     return InvoiceOut.model_validate(data)
 
 
-@router.get("/invoices", response_model=InvoiceList)
+@router.get("/invoices", response_model=InvoiceList, summary="List invoices")
 async def list_invoices(
     ctx: Ctx,
     principal: Reader,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
 ) -> InvoiceList:
+    """The organization's invoices with number, period, state and total; paginated with
+    `limit` and `cursor`."""
     try:
         docs, nxt = await _billing(ctx).invoices(principal.org_id, limit, cursor)
     except ValueError:
@@ -310,20 +365,28 @@ async def list_invoices(
     return InvoiceList(items=[_inv_out(d) for d in docs], next_cursor=nxt)
 
 
-@router.get("/invoices/upcoming", response_model=InvoiceOut)
+@router.get("/invoices/upcoming", response_model=InvoiceOut, summary="Preview the upcoming invoice")
 async def upcoming_invoice(ctx: Ctx, principal: Reader) -> InvoiceOut:
+    """What the next invoice will say so far: plan, metered usage and GPU jobs of the
+    current period, with totals."""
     return _inv_out(await _billing(ctx).upcoming_invoice(principal.org_id))
 
 
-@router.get("/invoices/{invoice_id}", response_model=InvoiceOut)
+@router.get("/invoices/{invoice_id}", response_model=InvoiceOut, summary="Read an invoice")
 async def get_invoice(ctx: Ctx, principal: Reader, invoice_id: str) -> InvoiceOut:
+    """One invoice: issuer, bill-to, number, issue and due dates, lines in words (plan,
+    meter and quantity, GPU job with model and minutes) and totals."""
     try:
         return _inv_out(await _billing(ctx).invoice(principal.org_id, invoice_id))
     except BillingError as exc:
         raise _problem(exc) from None
 
 
-@router.get("/invoices/{invoice_id}/html", response_class=HTMLResponse)
+@router.get(
+    "/invoices/{invoice_id}/html",
+    response_class=HTMLResponse,
+    summary="Open an invoice as HTML",
+)
 async def get_invoice_html(ctx: Ctx, principal: Reader, invoice_id: str) -> HTMLResponse:
     """The invoice as a printable HTML page; ``upcoming`` is the current period's."""
     from qlp_billing.service import invoice_html
@@ -341,13 +404,15 @@ async def get_invoice_html(ctx: Ctx, principal: Reader, invoice_id: str) -> HTML
     )
 
 
-@router.get("/payouts", response_model=PayoutList)
+@router.get("/payouts", response_model=PayoutList, summary="List payouts")
 async def list_payouts(
     ctx: Ctx,
     principal: Reader,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
 ) -> PayoutList:
+    """Payouts of provider earnings to the organization, with amount and state; paginated
+    with `limit` and `cursor`."""
     try:
         items, nxt = await _billing(ctx).payouts(principal.org_id, limit, cursor)
     except ValueError:
@@ -359,8 +424,16 @@ async def list_payouts(
     return PayoutList(items=[PayoutOut.model_validate(i) for i in items], next_cursor=nxt)
 
 
-@router.post("/payouts", response_model=PayoutOut, status_code=201)
+@router.post(
+    "/payouts",
+    response_model=PayoutOut,
+    status_code=201,
+    summary="Request a payout of provider earnings",
+    responses=problems(409),
+)
 async def request_payout(ctx: Ctx, principal: Writer, body: PayoutIn) -> PayoutOut:
+    """Pays out `amount` (integer cents) of what is payable to the organization. More than
+    is payable is 409."""
     kind = PROVIDER_PAYABLE if body.kind == "provider" else CREATOR_PAYABLE
     try:
         res = await _billing(ctx).payout(principal.org_id, kind)
@@ -382,10 +455,11 @@ async def request_payout(ctx: Ctx, principal: Writer, body: PayoutIn) -> PayoutO
 # ---- admin (role platform_admin) -----------------------------------------------------
 
 
-@admin_router.get("/metrics")
+@admin_router.get("/metrics", summary="Platform billing metrics (operators)")
 async def admin_metrics(
     ctx: Ctx, principal: Admin, period: Annotated[str | None, Query()] = None
 ) -> dict[str, Any]:
+    """Revenue, balances and escrow across the platform. Platform administrators only."""
     if period is not None:
         try:
             period = M.parse_period(period)
@@ -396,25 +470,40 @@ async def admin_metrics(
     return await _billing(ctx).admin_metrics(period)
 
 
-@admin_router.put("/orgs/{org_id}/quotas", response_model=SubscriptionOut)
+@admin_router.put(
+    "/orgs/{org_id}/quotas",
+    response_model=SubscriptionOut,
+    summary="Set an organization's custom quotas (operators)",
+    responses=problems(409),
+)
 async def admin_custom_limits(
     ctx: Ctx, principal: Admin, org_id: str, body: CustomLimitsIn
 ) -> SubscriptionOut:
+    """Overrides an organization's quota limits. Platform administrators only."""
     try:
         return _sub_out(await _billing(ctx).set_custom_limits(org_id, body.limits))
     except BillingError as exc:
         raise _problem(exc) from None
 
 
-@admin_router.get("/ledger/check")
+@admin_router.get("/ledger/check", summary="Check the ledger balances (operators)")
 async def admin_ledger_check(ctx: Ctx, principal: Admin) -> dict[str, Any]:
+    """Verifies that every transaction of the double-entry ledger balances and reports any
+    that do not. Platform administrators only."""
     return (await _billing(ctx).ledger_check()).to_dict()
 
 
-@admin_router.post("/transactions/{txn_id}/reversal", status_code=201)
+@admin_router.post(
+    "/transactions/{txn_id}/reversal",
+    status_code=201,
+    summary="Reverse a ledger transaction (operators)",
+    responses=problems(409),
+)
 async def admin_reverse(
     ctx: Ctx, principal: Admin, txn_id: str, body: ReversalIn
 ) -> dict[str, str]:
+    """Posts the exact opposite of a transaction; reversing twice is 409. Platform
+    administrators only."""
     try:
         rid = await _billing(ctx).reverse(txn_id, body.reason)
     except BillingError as exc:
@@ -422,8 +511,14 @@ async def admin_reverse(
     return {"id": rid, "reverses": txn_id}
 
 
-@admin_router.post("/orgs/{org_id}/invoices/{invoice_id}/void", response_model=InvoiceOut)
+@admin_router.post(
+    "/orgs/{org_id}/invoices/{invoice_id}/void",
+    response_model=InvoiceOut,
+    summary="Void an invoice (operators)",
+    responses=problems(409),
+)
 async def admin_void(ctx: Ctx, principal: Admin, org_id: str, invoice_id: str) -> InvoiceOut:
+    """Voids an issued, unpaid invoice; a paid one is 409. Platform administrators only."""
     try:
         return _inv_out(await _billing(ctx).void_invoice(org_id, invoice_id))
     except BillingError as exc:
@@ -433,12 +528,15 @@ async def admin_void(ctx: Ctx, principal: Admin, org_id: str, invoice_id: str) -
 # ---- payment provider webhooks (no principal: the signature authenticates) --------
 
 
-@webhook_router.post("/stripe")
+@webhook_router.post("/stripe", summary="Receive Stripe events", responses=problems(400))
 async def stripe_webhook(
     request: Request,
     ctx: Ctx,
     stripe_signature: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
+    """Stripe posts payment events here, signed with the webhook secret in the Stripe-
+    Signature header; each event is applied once (a redelivery answers `duplicate`).
+    A bad or stale signature is 400."""
     settings = ctx.settings
     assert isinstance(settings, BillingSettings)
     payload = await request.body()

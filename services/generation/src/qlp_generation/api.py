@@ -17,6 +17,7 @@ from qlp_generation.handlers import get_generation
 from qlp_kit import permissions as perm
 from qlp_kit.app import Ctx
 from qlp_kit.auth import Principal
+from qlp_kit.openapi_docs import problems
 from qlp_kit.permissions import require
 from qlp_kit.problems import Problem
 
@@ -77,8 +78,17 @@ def ver_out(d: dict[str, Any]) -> M.VersionOut:
     )
 
 
-@router.post("/generations", status_code=202, response_model=M.GenerationOut)
+@router.post(
+    "/generations",
+    status_code=202,
+    response_model=M.GenerationOut,
+    summary="Generate a project from a description",
+    responses=problems(402),
+)
 async def create_generation(body: M.GenerationIn, ctx: Ctx, who: Writer) -> M.GenerationOut:
+    """Queues a generation: the description becomes a blueprint, then a project built from
+    a pattern pack, checked by lint and its own tests. Follow it at GET
+    /v1/generations/{gen_id} or its event stream."""
     gen = get_generation(ctx)
     doc = await call(
         gen.request(
@@ -94,12 +104,21 @@ async def create_generation(body: M.GenerationIn, ctx: Ctx, who: Writer) -> M.Ge
     return gen_out(doc)
 
 
-@router.get("/generations/{gen_id}", response_model=M.GenerationOut)
+@router.get("/generations/{gen_id}", response_model=M.GenerationOut, summary="Read a generation")
 async def get_gen(gen_id: str, ctx: Ctx, who: Reader) -> M.GenerationOut:
+    """The generation's state, its blueprint, the quality gate's result and the project
+    version it produced."""
     return gen_out(await call(get_generation(ctx).job(who.org_id, gen_id)))
 
 
-@router.get("/generations/{gen_id}/events")
+@router.get(
+    "/generations/{gen_id}/events",
+    summary="Follow a generation live (server-sent events)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "progress events, then end"}
+    },
+)
 async def gen_events(gen_id: str, ctx: Ctx, who: Reader, request: Request) -> StreamingResponse:
     """Server-sent events: one ``progress`` event per change, ``end`` when it is over."""
     gen = get_generation(ctx)
@@ -123,13 +142,15 @@ async def gen_events(gen_id: str, ctx: Ctx, who: Reader, request: Request) -> St
     return StreamingResponse(stream(), media_type="text/event-stream")
 
 
-@router.get("/projects", response_model=M.ProjectList)
+@router.get("/projects", response_model=M.ProjectList, summary="List generated projects")
 async def list_projects(
     ctx: Ctx,
     who: Reader,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> M.ProjectList:
+    """The organization's projects with their latest version; paginated with `limit` and
+    `cursor`."""
     page = await get_generation(ctx).store.projects(who.org_id, limit, cursor)
     return M.ProjectList(
         items=[
@@ -142,8 +163,14 @@ async def list_projects(
     )
 
 
-@router.get("/projects/{project_id}/versions", response_model=M.VersionList)
+@router.get(
+    "/projects/{project_id}/versions",
+    response_model=M.VersionList,
+    summary="List a project's versions",
+)
 async def list_versions(project_id: str, ctx: Ctx, who: Reader) -> M.VersionList:
+    """Every version of the project (content-addressed), newest first, with what produced
+    it."""
     gen = get_generation(ctx)
     if await gen.store.project(who.org_id, project_id) is None:
         raise Problem(404, "Not found", f"project {project_id} not found")
@@ -152,7 +179,17 @@ async def list_versions(project_id: str, ctx: Ctx, who: Reader) -> M.VersionList
     )
 
 
-@router.get("/projects/{project_id}/versions/{version_id}/archive")
+@router.get(
+    "/projects/{project_id}/versions/{version_id}/archive",
+    summary="Download a version as zip or tar.gz",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/zip": {}, "application/gzip": {}},
+            "description": "the archive",
+        }
+    },
+)
 async def archive(
     project_id: str,
     version_id: str,
@@ -160,6 +197,7 @@ async def archive(
     who: Reader,
     format: Annotated[Literal["zip", "tar.gz"], Query()] = "zip",
 ) -> Response:
+    """The project's files at that version as an archive to unpack and run."""
     data, folder = await call(
         get_generation(ctx).archive(who.org_id, project_id, version_id, format)
     )
@@ -171,7 +209,7 @@ async def archive(
     )
 
 
-@router.get("/projects/{project_id}/diff", response_model=M.DiffOut)
+@router.get("/projects/{project_id}/diff", response_model=M.DiffOut, summary="Compare two versions")
 async def diff(
     project_id: str,
     ctx: Ctx,
@@ -179,6 +217,8 @@ async def diff(
     from_: Annotated[str, Query(alias="from", max_length=64)],
     to: Annotated[str, Query(max_length=64)],
 ) -> M.DiffOut:
+    """The files added, removed and changed between two versions of the project, with
+    unified diffs."""
     files = await call(get_generation(ctx).diff(who.org_id, project_id, from_, to))
     return M.DiffOut(from_version=from_, to_version=to, files=[M.FileDiff(**f) for f in files])
 
@@ -187,8 +227,10 @@ async def diff(
     "/projects/{project_id}/versions/{version_id}/branch",
     status_code=201,
     response_model=M.VersionOut,
+    summary="Branch a new project from a version",
 )
 async def branch(project_id: str, version_id: str, ctx: Ctx, who: Writer) -> M.VersionOut:
+    """Starts a new project whose first version is this one."""
     return ver_out(
         await call(get_generation(ctx).copy_version(who.org_id, project_id, version_id, "branch"))
     )
@@ -198,25 +240,34 @@ async def branch(project_id: str, version_id: str, ctx: Ctx, who: Writer) -> M.V
     "/projects/{project_id}/versions/{version_id}/restore",
     status_code=201,
     response_model=M.VersionOut,
+    summary="Restore a version",
 )
 async def restore(project_id: str, version_id: str, ctx: Ctx, who: Writer) -> M.VersionOut:
+    """Makes this version the project's latest again (as a new version)."""
     return ver_out(
         await call(get_generation(ctx).copy_version(who.org_id, project_id, version_id, "restore"))
     )
 
 
-@router.post("/projects/{project_id}/versions/{version_id}/feedback", status_code=204)
+@router.post(
+    "/projects/{project_id}/versions/{version_id}/feedback",
+    status_code=204,
+    summary="Rate a version",
+)
 async def feedback(
     project_id: str, version_id: str, body: M.FeedbackIn, ctx: Ctx, who: Writer
 ) -> Response:
+    """Records whether the version was useful, with an optional comment, to improve later
+    generations."""
     await call(
         get_generation(ctx).feedback(who.org_id, project_id, version_id, body.rating, body.comment)
     )
     return Response(status_code=204)
 
 
-@router.get("/patterns", response_model=M.PatternList)
+@router.get("/patterns", response_model=M.PatternList, summary="Search the pattern library")
 async def patterns(
     ctx: Ctx, who: Reader, q: Annotated[str, Query(max_length=200)] = ""
 ) -> M.PatternList:
+    """The domains and patterns generation knows, matched against a query."""
     return M.PatternList(items=[M.PatternOut(**p) for p in await get_generation(ctx).patterns(q)])

@@ -18,6 +18,7 @@ from qlp_kit import permissions as perm
 from qlp_kit.app import Ctx
 from qlp_kit.auth import Principal
 from qlp_kit.mongo import as_utc, decode_cursor, encode_cursor, utcnow
+from qlp_kit.openapi_docs import problems
 from qlp_kit.permissions import require
 from qlp_kit.problems import Problem
 from qlp_scheduler import schemas as M
@@ -195,8 +196,17 @@ def _assignment(a: dict[str, Any]) -> M.AssignmentOut:
 # -------------------------------------------------------------------- agent API
 
 
-@providers.post("", status_code=201, response_model=M.ProviderOut)
+@providers.post(
+    "",
+    status_code=201,
+    response_model=M.ProviderOut,
+    summary="Register a provider machine (the agent does this at start)",
+    responses=problems(409),
+)
 async def register(body: M.ProviderIn, ctx: Ctx, principal: AgentPrincipal) -> JSONResponse:
+    """Registers this machine and its GPUs as a provider of the API key's organization,
+    with its price per GPU-hour and region, and publishes its offer. Registering the
+    same machine again answers 200 with the existing provider."""
     sched = engine(ctx)
     data = body.model_dump()
     data["stake_minor"] = body.stake.amount if body.stake else 0
@@ -205,7 +215,7 @@ async def register(body: M.ProviderIn, ctx: Ctx, principal: AgentPrincipal) -> J
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200)
 
 
-@providers.get("", response_model=M.ProviderList)
+@providers.get("", response_model=M.ProviderList, summary="List the organization's providers")
 async def list_providers(
     ctx: Ctx,
     principal: ProviderReader,
@@ -229,16 +239,24 @@ async def list_providers(
     )
 
 
-@providers.get("/{provider_id}", response_model=M.ProviderOut)
+@providers.get("/{provider_id}", response_model=M.ProviderOut, summary="Read one provider")
 async def get_provider(provider_id: str, ctx: Ctx, principal: ProviderReader) -> M.ProviderOut:
+    """One provider of the organization: its machine, GPUs, price, region, state and last
+    heartbeat."""
     sched = engine(ctx)
     return provider_out(sched, await call(sched.provider(principal.org_id, provider_id)))
 
 
-@providers.post("/{provider_id}/heartbeat", response_model=M.HeartbeatOut)
+@providers.post(
+    "/{provider_id}/heartbeat",
+    response_model=M.HeartbeatOut,
+    summary="Report the agent is alive (the agent does this)",
+)
 async def heartbeat(
     provider_id: str, body: M.HeartbeatIn, ctx: Ctx, principal: AgentPrincipal
 ) -> M.HeartbeatOut:
+    """Sent by the agent every few seconds with its GPUs' health and the jobs it runs; a
+    provider that stops sending heartbeats goes offline and its jobs fail over."""
     sched = engine(ctx)
     hb = body.model_dump()
     doc = await call(sched.heartbeat(principal.org_id, provider_id, hb))
@@ -248,8 +266,14 @@ async def heartbeat(
     return M.HeartbeatOut(status="ok", server_time=utcnow())
 
 
-@providers.post("/{provider_id}/drain", response_model=M.ProviderOut)
+@providers.post(
+    "/{provider_id}/drain",
+    response_model=M.ProviderOut,
+    summary="Stop taking new jobs (the agent does this on shutdown)",
+)
 async def drain(provider_id: str, ctx: Ctx, principal: AgentPrincipal) -> M.ProviderOut:
+    """Marks the provider draining: no new job is placed on it, running jobs finish. The
+    agent calls it on SIGTERM before going offline."""
     sched = engine(ctx)
     return provider_out(sched, await call(sched.drain(principal.org_id, provider_id)))
 
@@ -262,8 +286,14 @@ async def offline(provider_id: str, ctx: Ctx, principal: AgentPrincipal) -> M.Pr
     return provider_out(sched, await call(sched.go_offline(principal.org_id, provider_id)))
 
 
-@providers.get("/{provider_id}/earnings", response_model=M.EarningsOut)
+@providers.get(
+    "/{provider_id}/earnings",
+    response_model=M.EarningsOut,
+    summary="Read a provider's earnings",
+)
 async def earnings(provider_id: str, ctx: Ctx, principal: ProviderReader) -> M.EarningsOut:
+    """What the provider earned from finished jobs: job count, GPU-minutes, gross, the
+    platform fee and the net paid out to the organization, in integer cents."""
     e = await call(engine(ctx).earnings(principal.org_id, provider_id))
     cur = e["currency"]
     return M.EarningsOut(
@@ -277,21 +307,34 @@ async def earnings(provider_id: str, ctx: Ctx, principal: ProviderReader) -> M.E
     )
 
 
-@providers.get("/{provider_id}/assignments", response_model=M.AssignmentList)
+@providers.get(
+    "/{provider_id}/assignments",
+    response_model=M.AssignmentList,
+    summary="Long-poll the jobs assigned to this provider (the agent does this)",
+)
 async def assignments(
     provider_id: str,
     ctx: Ctx,
     principal: AgentPrincipal,
     wait_s: Annotated[float, Query(ge=0, le=25)] = 0,
 ) -> M.AssignmentList:
+    """The jobs the agent should start or cancel. With `wait_s` the request waits up to
+    that many seconds for a new assignment before answering an empty list."""
     items = await call(engine(ctx).poll_assignments(principal.org_id, provider_id, wait_s))
     return M.AssignmentList(items=[_assignment(a) for a in items])
 
 
-@providers.post("/{provider_id}/jobs/{job_id}/status", response_model=M.StatusOut)
+@providers.post(
+    "/{provider_id}/jobs/{job_id}/status",
+    response_model=M.StatusOut,
+    summary="Report a job's progress or end (the agent does this)",
+    responses=problems(409),
+)
 async def report_status(
     provider_id: str, job_id: str, body: M.StatusIn, ctx: Ctx, principal: AgentPrincipal
 ) -> M.StatusOut:
+    """The agent reports that a job started, its progress, or how it ended (exit code,
+    failure). A report for a job the provider no longer holds is 409."""
     out = await call(
         engine(ctx).report_status(
             principal.org_id, provider_id, job_id, body.model_dump(exclude_none=True)
@@ -300,10 +343,17 @@ async def report_status(
     return M.StatusOut(**out)
 
 
-@providers.post("/{provider_id}/jobs/{job_id}/logs", status_code=202)
+@providers.post(
+    "/{provider_id}/jobs/{job_id}/logs",
+    status_code=202,
+    summary="Ship a job's log lines (the agent does this)",
+    responses=problems(409),
+)
 async def post_logs(
     provider_id: str, job_id: str, body: M.LogsIn, ctx: Ctx, principal: AgentPrincipal
 ) -> dict[str, int]:
+    """Appends log lines the job printed; consumers read them at GET
+    /v1/gpu/jobs/{job_id}/logs."""
     n = await call(
         engine(ctx).append_logs(principal.org_id, provider_id, job_id, body.epoch, body.lines)
     )
@@ -311,7 +361,11 @@ async def post_logs(
 
 
 @providers.post(
-    "/{provider_id}/jobs/{job_id}/checkpoints", status_code=201, response_model=M.CheckpointOut
+    "/{provider_id}/jobs/{job_id}/checkpoints",
+    status_code=201,
+    response_model=M.CheckpointOut,
+    summary="Upload a job checkpoint (the agent does this)",
+    responses=problems(409, 413),
 )
 async def put_checkpoint(
     provider_id: str,
@@ -322,6 +376,8 @@ async def put_checkpoint(
     epoch: Annotated[int, Query(ge=0)],
     step: Annotated[int, Query(ge=0)],
 ) -> M.CheckpointOut:
+    """Stores the job's checkpoint (the raw bytes as the body) for its epoch and step, so a
+    failover resumes from it. Larger than the configured limit is 413."""
     sched = engine(ctx)
     limit = sched.settings.checkpoint_max_bytes
     declared = request.headers.get("content-length")
@@ -338,7 +394,12 @@ async def put_checkpoint(
     return M.CheckpointOut(checkpoint_id=ck["checkpoint_id"], step=int(ck["step"]))
 
 
-@providers.get("/{provider_id}/jobs/{job_id}/checkpoints/latest")
+@providers.get(
+    "/{provider_id}/jobs/{job_id}/checkpoints/latest",
+    summary="Download a job's latest checkpoint (the agent does this)",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "the checkpoint"}},
+)
 async def latest_checkpoint(
     provider_id: str,
     job_id: str,
@@ -346,6 +407,8 @@ async def latest_checkpoint(
     principal: AgentPrincipal,
     epoch: Annotated[int, Query(ge=0)],
 ) -> Response:
+    """The bytes of the newest checkpoint of the job for the given epoch, to resume on
+    another machine after a failover."""
     ck = await call(engine(ctx).latest_checkpoint(principal.org_id, provider_id, job_id, epoch))
     return Response(
         ck.data,
@@ -424,16 +487,30 @@ async def list_jobs(
     return M.JobList(items=[job_out(sched, j) for j in page.items], next_cursor=page.next_cursor)
 
 
-@gpu.get("/jobs/{job_id}", response_model=M.JobOut)
+@gpu.get(
+    "/jobs/{job_id}",
+    response_model=M.JobOut,
+    summary="Read a GPU job: its status, placement and cost",
+)
 async def get_job(job_id: str, ctx: Ctx, principal: GpuReader) -> M.JobOut:
+    """The job's status (submitted, escrow_held, placed, running, completed, failed,
+    canceled), where it runs, why it waits (`placement_reason`), its GPU-minutes and
+    cost in integer cents, and its latest checkpoint."""
     sched = engine(ctx)
     return job_out(sched, await call(sched.job(principal.org_id, job_id)))
 
 
-@gpu.post("/jobs/{job_id}/cancel", response_model=M.JobOut)
+@gpu.post(
+    "/jobs/{job_id}/cancel",
+    response_model=M.JobOut,
+    summary="Cancel a GPU job",
+    responses=problems(409),
+)
 async def cancel(
     job_id: str, ctx: Ctx, principal: ConsumerPrincipal, body: M.CancelIn | None = None
 ) -> M.JobOut:
+    """Stops the job; the escrow is settled for the minutes used and the rest refunded.
+    Cancelling a job that has already finished is 409."""
     sched = engine(ctx)
     reason = body.reason if body else "canceled by the consumer"
     return job_out(sched, await call(sched.cancel_job(principal, job_id, reason)))
@@ -525,8 +602,10 @@ async def _log_events(
             yield b": keepalive\n\n"
 
 
-@gpu.get("/jobs/{job_id}/metrics", response_model=M.JobMetrics)
+@gpu.get("/jobs/{job_id}/metrics", response_model=M.JobMetrics, summary="Read a GPU job's metrics")
 async def job_metrics(job_id: str, ctx: Ctx, principal: GpuReader) -> M.JobMetrics:
+    """GPU utilization, memory, temperature and power the agent reported while the job ran,
+    per GPU."""
     sched = engine(ctx)
     j = await call(sched.job(principal.org_id, job_id))
     gpus: list[M.GpuMetrics] = []
@@ -559,7 +638,7 @@ async def job_metrics(job_id: str, ctx: Ctx, principal: GpuReader) -> M.JobMetri
     )
 
 
-@gpu.get("/offers", response_model=M.OfferList)
+@gpu.get("/offers", response_model=M.OfferList, summary="Find GPU offers")
 async def offers(
     ctx: Ctx,
     principal: GpuReader,
@@ -572,6 +651,8 @@ async def offers(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> M.OfferList:
+    """Offers of online providers that have free GPUs: model, memory, count, price per GPU-
+    hour (integer cents) and region. Filter to find where a job would run."""
     sched = engine(ctx)
     try:
         offset = int(decode_cursor(cursor)) if cursor else 0
