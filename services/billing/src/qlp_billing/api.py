@@ -292,7 +292,6 @@ async def get_balance(ctx: Ctx, principal: Reader) -> BalanceOut:
     response_model=CreditsOut,
     status_code=201,
     summary="Add prepaid credits",
-    responses=problems(402),
 )
 async def post_credits(
     ctx: Ctx,
@@ -497,12 +496,13 @@ async def admin_ledger_check(ctx: Ctx, principal: Admin) -> dict[str, Any]:
     "/transactions/{txn_id}/reversal",
     status_code=201,
     summary="Reverse a ledger transaction (operators)",
-    responses=problems(409),
+    responses=problems(402, 409),
 )
 async def admin_reverse(
     ctx: Ctx, principal: Admin, txn_id: str, body: ReversalIn
 ) -> dict[str, str]:
-    """Posts the exact opposite of a transaction; reversing twice is 409. Platform
+    """Posts the exact opposite of a transaction. One that cannot be reversed (a
+    reversal itself) is 409; one the balance no longer covers is 402. Platform
     administrators only."""
     try:
         rid = await _billing(ctx).reverse(txn_id, body.reason)
