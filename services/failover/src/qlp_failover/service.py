@@ -111,6 +111,20 @@ class Failover:
         for d in docs:
             state = State(d.get("state", "alive"))
             seen = int(d.get("last_seen_ms", 0) or 0)
+            if state is State.LOST:
+                # the previous owner may have died between the verdict and the failover
+                # records: deciding again is a no-op for leases already decided
+                await self.decide(
+                    Transition(
+                        d["_id"],
+                        d.get("org_id", ""),
+                        State.ALIVE,
+                        State.LOST,
+                        seen,
+                        int(d.get("lost_ms", now_ms) or now_ms),
+                        _leases_of(d.get("leases") or []),
+                    )
+                )
             self.detector.adopt(
                 Watch(
                     d["_id"],

@@ -95,6 +95,33 @@ async def test_recovery_after_loss_is_written_once_and_the_next_death_is_a_new_v
     assert await mongo_db["failovers"].count_documents({"job_id": "job_3"}) == 1
 
 
+async def test_a_new_owner_finishes_the_decisions_of_a_verdict_its_predecessor_wrote(
+    qlp_infra: Any, mongo_db: Any
+) -> None:
+    # the previous owner wrote "lost" and died before inserting the failover record
+    await mongo_db["liveness"].insert_one(
+        {
+            "_id": "prv_9",
+            "org_id": "org_p",
+            "state": "lost",
+            "lost_ms": 9_000,
+            "last_seen_ms": 5_000,
+            "partition": 4,
+            "losses": 1,
+            "leases": [{"job_id": "job_9", "epoch": 2, "role": "primary", "status": "running"}],
+        }
+    )
+    heir = Failover(Store(mongo_db), settings(qlp_infra, mongo_db.name))
+    assert await heir.assigned({4}, 20_000) == 1
+    recs = await mongo_db["failovers"].find({}).to_list(None)
+    assert [(r["_id"], r["failed_provider_id"]) for r in recs] == [("job_9:2", "prv_9")]
+    await heir.assigned({4}, 21_000)  # adopted again (another rebalance): still one
+    assert await mongo_db["failovers"].count_documents({}) == 1
+    assert await heir.tick(60_000) == []  # and it is not declared a second time
+    doc = await mongo_db["liveness"].find_one({"_id": "prv_9"})
+    assert doc["losses"] == 1
+
+
 def alive(provider: str, leases: list[tuple[str, int]]) -> Record:
     msg = ev.ProviderAlive(
         org_id="org_p",
