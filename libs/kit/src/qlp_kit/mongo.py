@@ -19,6 +19,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from qlp_kit.problems import Problem
+
 Doc = dict[str, Any]
 
 __all__ = [
@@ -176,12 +178,26 @@ def encode_cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
+class MalformedCursor(Problem, ValueError):
+    """A list cursor that is not one the API gave: 422 wherever a route leaves it
+    uncaught (a ValueError still, for routes that map it themselves)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            422,
+            "Request is not valid",
+            "query parameter cursor: malformed cursor; pass the next_cursor of the previous"
+            " page, or leave it out for the first page",
+            type_="validation-error",
+        )
+
+
 def decode_cursor(cursor: str) -> str:
     pad = "=" * (-len(cursor) % 4)
     try:
         return base64.urlsafe_b64decode(cursor + pad).decode()
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("malformed cursor") from exc
+        raise MalformedCursor() from exc
 
 
 @dataclass
