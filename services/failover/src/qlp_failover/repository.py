@@ -18,7 +18,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
-from qlp_kit.mongo import IndexSpec
+from qlp_kit.mongo import CROSS_TENANT, IndexSpec
 from qlp_kit.outbox import Staged, outbox_update, with_outbox
 
 LIVENESS = "liveness"
@@ -35,6 +35,11 @@ INDEXES = [
 
 Doc = dict[str, Any]
 
+# The tenant guard lets a query through when its comment says why it spans tenants.
+BY_PROVIDER = f"{CROSS_TENANT}: keyed by provider id; the verdict is the platform's"
+REBALANCE = f"{CROSS_TENANT}: a rebalance hands over providers of every org"
+BY_JOB = f"{CROSS_TENANT}: callers check the job's tenant (the scheduler owns jobs)"
+
 
 def failover_id(job_id: str, epoch: int) -> str:
     return f"{job_id}:{int(epoch)}"
@@ -50,7 +55,7 @@ class Store:
 
     async def seen(self, provider_id: str, org_id: str, fields: Doc) -> None:
         """Record that a provider was heard from (first sight creates it as alive)."""
-        # cross-tenant: keyed by the provider id from the heartbeat; org_id comes with it
+        # keyed by the provider id from the heartbeat; org_id comes with it
         await self.liveness.update_one(
             {"_id": provider_id},
             {
@@ -58,11 +63,11 @@ class Store:
                 "$setOnInsert": {"state": "alive", "losses": 0},
             },
             upsert=True,
+            comment=BY_PROVIDER,
         )
 
     async def in_partitions(self, partitions: Sequence[int]) -> list[Doc]:
-        # cross-tenant: a rebalance hands over providers of every org
-        cur = self.liveness.find({"partition": {"$in": list(partitions)}})
+        cur = self.liveness.find({"partition": {"$in": list(partitions)}}, comment=REBALANCE)
         return [d async for d in cur]
 
     async def transition(
@@ -79,16 +84,17 @@ class Store:
         update: Doc = {"$set": dict(sets)}
         if inc:
             update["$inc"] = dict(inc)
-        # cross-tenant: keyed by provider id; the verdict is the platform's
         res = await self.liveness.update_one(
             {"_id": provider_id, "state": {"$in": list(allowed_from)}},
             outbox_update(events, update),
+            comment=BY_PROVIDER,
         )
         return bool(res.modified_count)
 
     async def get(self, provider_id: str) -> Doc | None:
-        # cross-tenant: an operator's view of one provider
-        doc: Doc | None = await self.liveness.find_one({"_id": provider_id})
+        doc: Doc | None = await self.liveness.find_one(
+            {"_id": provider_id}, comment=f"{CROSS_TENANT}: an operator's view of one provider"
+        )
         return doc
 
     # ---------------------------------------------------------------- failovers
@@ -102,6 +108,5 @@ class Store:
         return True
 
     async def failovers_of_job(self, job_id: str) -> list[Doc]:
-        # cross-tenant: callers check the job's tenant (the scheduler owns jobs)
-        cur = self.failovers.find({"job_id": job_id}).sort("epoch", ASCENDING)
+        cur = self.failovers.find({"job_id": job_id}, comment=BY_JOB).sort("epoch", ASCENDING)
         return [d async for d in cur]
