@@ -669,9 +669,9 @@ class Scheduler:
     def _placed_fields(
         self, job: Doc, p: Doc, sb: Doc | None, now: datetime
     ) -> tuple[Doc, list[Staged]]:
-        """What a placed job sets (epoch 1, placements, assignments to write) and its
+        """What a placed job sets (the next epoch, placements, assignments to write) and its
         JobPlaced event."""
-        epoch = 1
+        epoch = int(job.get("epoch") or 0) + 1  # a job placed again gets a new epoch
         fx_assign = {a["_id"]: a for a in self._start_assignments(job, p, sb, epoch, False, now)}
         sets: Doc = {
             "status": S.PLACED,
@@ -1369,6 +1369,66 @@ class Scheduler:
                 await self._release(doc["_id"], job_id, list(claim.get("uuids") or []))
                 released += 1
         return released
+
+    async def requeue_unpicked(self) -> int:
+        """Placed jobs whose start nobody picked up within ``start_pickup_timeout_s``
+        (the provider's agent stopped polling right after it was chosen, before its
+        heartbeats went stale) go back to waiting and are placed again under a new
+        epoch: their GPUs are released, the old start is never delivered (its epoch is
+        stale) and the job says why it waits. Returns how many were requeued."""
+        now = utcnow()
+        cutoff = ms(now) - int(self.settings.start_pickup_timeout_s * 1000)
+        n = 0
+        for job in await self.repo.jobs_in_status([S.PLACED], limit=500):
+            if int(job.get("placed_ms") or ms(now)) > cutoff:
+                continue
+            epoch = int(job["epoch"])
+            if not await self.repo.start_untouched(job["_id"], epoch):
+                continue
+            primary = job.get("primary") or {}
+            evs = []
+            fx_release: Doc = {}
+            for pl in (job.get("primary"), job.get("standby")):
+                if not pl:
+                    continue
+                evs.append(E.lease_revoked(job, pl, epoch, t.LEASE_REVOCATION_REASON_EXPIRED, now))
+                fx_release[pl["provider_id"]] = {
+                    "provider_id": pl["provider_id"],
+                    "gpu_uuids": pl["gpu_uuids"],
+                }
+            waited = int(self.settings.start_pickup_timeout_s)
+            sets: Doc = {
+                "status": S.ESCROW_HELD,
+                "primary": None,
+                "standby": None,
+                "provider_ids": [],
+                "placement_reason": (
+                    f"provider {primary.get('provider_id', '?')} did not pick the job up "
+                    f"within {waited}s; placing it again"
+                ),
+                "updated_ms": ms(now),
+            }
+            done = await self.repo.update_job(
+                job["_id"],
+                {"epoch": epoch, "status": S.PLACED},
+                outbox_update(evs, self._with_fx(sets, {}, fx_release)),
+            )
+            if done is None:
+                continue  # it moved on meanwhile (started, canceled, promoted)
+            await self.repo.supersede_assignments(job["_id"], epoch + 1, now)
+            await self.apply_effects(done)
+            log.warning(
+                "start not picked up; job placed again",
+                job_id=job["_id"],
+                provider_id=primary.get("provider_id"),
+                stale_epoch=epoch,
+            )
+            n += 1
+            try:
+                await self.place_job(job["_id"])
+            except Exception as exc:  # the placement-retry loop tries again
+                log.warning("placement after requeue failed", job_id=job["_id"], error=str(exc))
+        return n
 
     async def expire_overdue(self) -> int:
         """Jobs running past their max duration fail with TIMEOUT."""

@@ -109,6 +109,7 @@ def background(ctx: ServiceContext) -> list[Callable[[], Coroutine[Any, Any, Non
 
         async def timeouts() -> int:
             await sched.expire_overdue()
+            await sched.requeue_unpicked()
             return sched.live_jobs_seen  # live jobs keep the base rate
 
         loops += [

@@ -449,6 +449,19 @@ class Repository:
             {"$set": {"acked": 1, "acked_ms": ms(now), "superseded": 1}},
         )
 
+    async def start_untouched(self, job_id: str, epoch: int) -> bool:
+        """The job's start for ``epoch`` exists and no agent (nor the Kubernetes
+        dispatcher) has taken it: never delivered, never acknowledged."""
+        doc = await self.assignments.find_one(
+            {"job_id": job_id, "epoch": epoch, "action": "start", "role": "primary"},
+            {"acked": 1, "deliveries": 1},
+        )
+        return (
+            doc is not None
+            and not int(doc.get("acked", 0) or 0)
+            and not int(doc.get("deliveries", 0) or 0)
+        )
+
     async def supersede_ids(self, ids: Sequence[str], now: datetime) -> None:
         """These assignments are never delivered (their job ended or moved on)."""
         await self.assignments.update_many(

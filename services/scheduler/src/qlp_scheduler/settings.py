@@ -19,6 +19,9 @@ class SchedulerSettings(ServiceSettings):
     platform_fee_bps: int = 500
     # A provider whose last heartbeat is older than this is not placed on.
     heartbeat_timeout_s: float = 30.0
+    # A placed job whose start no agent picked up for this long (its provider stopped
+    # polling right after it was chosen) goes back to waiting and is placed again.
+    start_pickup_timeout_s: float = 45.0
     # A heartbeat that changes nothing (same leases, this minute already counted) is
     # written (with its ProviderHeartbeat event) at most this often.
     heartbeat_write_s: float = 10.0
