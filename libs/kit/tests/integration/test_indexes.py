@@ -31,11 +31,17 @@ def _run(service: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _undirected(keys: Any) -> tuple[tuple[str, int], ...]:
+    """Key fields without their sort direction: the embedded database reports a
+    descending key as ascending (its indexes serve both directions)."""
+    return tuple((k, abs(int(v))) for k, v in keys)
+
+
 async def _indexes(db: Any) -> set[tuple[str, tuple[tuple[str, int], ...], bool, Any]]:
     out = set()
     for name in await db.list_collection_names():
         async for ix in await db[name].list_indexes():
-            keys = tuple((k, int(v)) for k, v in ix["key"].items())
+            keys = _undirected(ix["key"].items())
             if keys == (("_id", 1),):
                 continue
             out.add((name, keys, bool(ix.get("unique")), ix.get("expireAfterSeconds")))
@@ -55,7 +61,7 @@ async def test_index_hook_creates_the_services_indexes_idempotently(
     first = _run(service, env)
     assert first.returncode == 0, first.stderr
     expected = {
-        (s.collection, tuple(s.keys), s.unique, s.expire_after_seconds) for s in definition.indexes
+        (s.collection, _undirected(s.keys), s.unique, s.expire_after_seconds) for s in definition.indexes
     } | {(c, ((PENDING, 1),), False, None) for c in definition.outbox_collections}
     assert expected, f"{service} declares no indexes"
     assert await _indexes(mongo_db) == expected
