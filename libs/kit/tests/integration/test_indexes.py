@@ -61,7 +61,8 @@ async def test_index_hook_creates_the_services_indexes_idempotently(
     first = _run(service, env)
     assert first.returncode == 0, first.stderr
     expected = {
-        (s.collection, _undirected(s.keys), s.unique, s.expire_after_seconds) for s in definition.indexes
+        (s.collection, _undirected(s.keys), s.unique, s.expire_after_seconds)
+        for s in definition.indexes
     } | {(c, ((PENDING, 1),), False, None) for c in definition.outbox_collections}
     assert expected, f"{service} declares no indexes"
     assert await _indexes(mongo_db) == expected
