@@ -68,6 +68,15 @@ def service_env(qlp_infra: TestInfra) -> dict[str, str]:
     }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the whole platform run last, in their collected order: once started
+    (for the session) its services consume every event on the shared topics, so a
+    component test that publishes its own events would see them answered twice."""
+    on = [i for i in items if "qlp_platform" in getattr(i, "fixturenames", ())]
+    if on:
+        items[:] = [i for i in items if "qlp_platform" not in getattr(i, "fixturenames", ())] + on
+
+
 @pytest.fixture(scope="session")
 async def qlp_platform(
     qlp_infra: TestInfra, tmp_path_factory: pytest.TempPathFactory

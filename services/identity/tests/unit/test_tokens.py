@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -73,14 +74,17 @@ def test_sign_and_verify_against_jwks(key: SigningKey) -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        {"aud": "other"},
-        {"iss": "https://evil"},
-        {"exp": int(time.time()) - 10},
-        {"nbf": int(time.time()) + 600},
+        lambda now: {"aud": "other"},
+        lambda now: {"iss": "https://evil"},
+        lambda now: {"exp": now - 10},
+        lambda now: {"nbf": now + 600},
     ],
+    ids=["aud", "iss", "expired", "not-yet-valid"],
 )
-def test_verify_rejects(key: SigningKey, bad: dict[str, object]) -> None:
-    token = sign_access_token(key, _claims(**bad))
+def test_verify_rejects(key: SigningKey, bad: Callable[[int], dict[str, object]]) -> None:
+    # times are taken when the test runs, not when it was collected (a long session
+    # would otherwise turn "600 s from now" into the past)
+    token = sign_access_token(key, _claims(**bad(int(time.time()))))
     with pytest.raises(TokenInvalid):
         JwksVerifier(jwks([key], 0), ISS, AUD).verify(token)
 
