@@ -41,6 +41,8 @@ def _usage(items: Any) -> list[L.ProviderUse]:
             u.provider_org_id or u.provider_id,
             int(u.gpu_minutes),
             int(u.price_per_gpu_hour.amount),
+            u.gpu_model,
+            int(u.gpu_count),
         )
         for u in items
     ]

@@ -205,6 +205,8 @@ class ProviderUse:
     provider_org_id: str
     gpu_minutes: int
     price_per_gpu_hour: int  # minor units
+    gpu_model: str = ""
+    gpu_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,8 @@ class Settlement:
     shares: tuple[ShareOut, ...]
     #: Each provider's price per GPU-hour (minor units), in the order of ``shares``.
     rates: tuple[int, ...] = ()
+    #: Each provider's (GPU model, GPU count), in the order of ``shares``.
+    gpus: tuple[tuple[str, int], ...] = ()
 
 
 def compute_settlement(held: Money, usage: Sequence[ProviderUse], fee_bps: int) -> Settlement:
@@ -254,6 +258,7 @@ def compute_settlement(held: Money, usage: Sequence[ProviderUse], fee_bps: int) 
         held.amount - charged,
         tuple(shares),
         tuple(u.price_per_gpu_hour for u in usage),
+        tuple((u.gpu_model, u.gpu_count) for u in usage),
     )
 
 
@@ -279,13 +284,20 @@ def escrow_settle(org_id: str, escrow_id: str, job_id: str, currency: str, s: Se
 
 
 def _usage_refs(s: Settlement) -> dict[str, str]:
-    """What the invoice line says about the job: its GPU-minutes and, when every
-    provider charged one rate, that rate per GPU-hour."""
+    """What the invoice line says about the job: its GPU-minutes, the GPU model (and
+    count) when every provider ran the same, and the rate per GPU-hour when every
+    provider charged one rate."""
     minutes = sum(sh.gpu_minutes for sh in s.shares)
     refs = {"gpu_minutes": str(minutes)} if s.shares else {}
     rates = {r for r in s.rates if r}
     if len(rates) == 1:
         refs["price_per_gpu_hour"] = str(rates.pop())
+    models = {m for m, _ in s.gpus if m}
+    if len(models) == 1:
+        refs["gpu_model"] = models.pop()
+        counts = {c for _, c in s.gpus if c > 0}
+        if len(counts) == 1:
+            refs["gpu_count"] = str(counts.pop())
     return refs
 
 

@@ -143,7 +143,10 @@ async def test_issued_invoice_names_parties_dates_and_lines_in_words(
     for job, minutes in (("job_ran", 90), ("job_failed", 0)):
         await clocked.escrow_hold(org, f"esc_{job}{unique}", job, Money(5_000), 500)
         await clocked.escrow_settle(
-            org, f"esc_{job}{unique}", job, [L.ProviderUse("prv_1", "org_prov", minutes, 120)]
+            org,
+            f"esc_{job}{unique}",
+            job,
+            [L.ProviderUse("prv_1", "org_prov", minutes, 120, "RTX 4090", 1)],
         )
     clock.now = datetime(2026, 4, 2, tzinfo=UTC)
     await clocked.roll_due()
@@ -165,7 +168,7 @@ async def test_issued_invoice_names_parties_dates_and_lines_in_words(
     assert inv["issuer"]["name"] == "QuantumLayer Platform, Inc."
     assert [x["description"] for x in inv["lines"]] == [
         "Starter plan, monthly subscription",
-        "GPU job job_ran: 90 GPU-minutes at 1.20 USD per GPU-hour",
+        "GPU job job_ran (1 x RTX 4090): 90 GPU-minutes at 1.20 USD per GPU-hour",
     ]
     assert inv["total"]["amount"] == 9_900 + 180 and inv["amount_due"]["amount"] == 9_900
     assert inv["subtotal"] == inv["total"] and inv["tax"]["amount"] == 0

@@ -55,9 +55,11 @@ def test_usage_lines_say_in_words_what_was_included_and_billed() -> None:
     assert lines["compute_minutes"].description == "Compute: 30 minutes at 0.05 USD per minute"
 
 
-def _settle_txn(org: str, job: str, held: int, minutes: int, rate: int) -> dict[str, Any]:
+def _settle_txn(
+    org: str, job: str, held: int, minutes: int, rate: int, model: str = "A100", count: int = 2
+) -> dict[str, Any]:
     s = L.compute_settlement(
-        Money(held), [L.ProviderUse("prv_1", "org_p", minutes, rate)], fee_bps=500
+        Money(held), [L.ProviderUse("prv_1", "org_p", minutes, rate, model, count)], fee_bps=500
     )
     return L.escrow_settle(org, f"esc_{job}", job, "USD", s).to_doc()
 
@@ -76,10 +78,41 @@ def test_gpu_jobs_say_minutes_and_rate_and_free_failed_jobs_are_left_out() -> No
     )
     assert [x.description for x in lines] == [
         "Free plan, monthly subscription",
-        "GPU job job_ran: 90 GPU-minutes at 1.20 USD per GPU-hour",
+        "GPU job job_ran (2 x A100): 90 GPU-minutes at 1.20 USD per GPU-hour",
     ]
     assert lines[1].amount == 180 and lines[1].prepaid
     assert pricing.totals(lines) == (180, 0)
+
+
+def test_a_gpu_job_across_a_failover_names_the_model_only_when_both_providers_ran_it() -> None:
+    same = L.compute_settlement(
+        Money(10_000),
+        [
+            L.ProviderUse("prv_1", "org_p", 30, 120, "A100", 2),
+            L.ProviderUse("prv_2", "org_q", 60, 120, "A100", 2),
+        ],
+        fee_bps=500,
+    )
+    mixed = L.compute_settlement(
+        Money(10_000),
+        [
+            L.ProviderUse("prv_1", "org_p", 30, 120, "A100", 2),
+            L.ProviderUse("prv_2", "org_q", 60, 150, "H100", 2),
+        ],
+        fee_bps=500,
+    )
+    old = L.compute_settlement(  # a settlement from before the model was on the event
+        Money(10_000), [L.ProviderUse("prv_1", "org_p", 90, 120)], fee_bps=500
+    )
+    refs = [
+        L.escrow_settle("org_a", f"esc_{i}", "job_1", "USD", s).refs
+        for i, s in enumerate((same, mixed, old))
+    ]
+    assert [pricing.gpu_job_description(r) for r in refs] == [
+        "GPU job job_1 (2 x A100): 90 GPU-minutes at 1.20 USD per GPU-hour",
+        "GPU job job_1: 90 GPU-minutes",
+        "GPU job job_1: 90 GPU-minutes at 1.20 USD per GPU-hour",
+    ]
 
 
 def test_signed_links_open_only_their_invoice_until_they_expire() -> None:

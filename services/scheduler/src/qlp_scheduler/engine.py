@@ -67,6 +67,7 @@ def _placement(view: S.OfferView, uuids: list[str], role: str) -> Doc:
         "provider_org_id": view.provider_org_id,
         "offer_id": view.offer_id,
         "machine_id": view.machine_id,
+        "gpu_model": view.gpu_model,
         "gpu_uuids": list(uuids),
         "price_minor": view.price_minor,
         "currency": view.currency,
@@ -920,6 +921,8 @@ class Scheduler:
                     "role": S.PRIMARY,
                     "gpu_seconds": 0.0,
                     "price_minor": int(p["price_minor"]),
+                    "gpu_model": str(p.get("gpu_model", "")),
+                    "gpu_count": int(job["spec"]["gpu_count"]),
                 },
             )
             u["gpu_seconds"] = float(u.get("gpu_seconds", 0)) + secs

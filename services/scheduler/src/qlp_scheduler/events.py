@@ -246,6 +246,8 @@ def _usage(lines: list[UsageLine], currency: str) -> list[t.ProviderUsage]:
             role=ROLE.get(u.role, t.PLACEMENT_ROLE_PRIMARY),
             gpu_minutes=u.gpu_minutes,
             price_per_gpu_hour=money(u.price_minor, currency),
+            gpu_model=u.gpu_model,
+            gpu_count=u.gpu_count,
         )
         for u in lines
     ]

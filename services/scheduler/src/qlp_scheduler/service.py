@@ -565,6 +565,8 @@ class UsageLine:
     role: str
     gpu_minutes: int
     price_minor: int
+    gpu_model: str = ""
+    gpu_count: int = 0
 
 
 def usage_lines(usage: Mapping[str, Mapping[str, object]]) -> list[UsageLine]:
@@ -579,6 +581,8 @@ def usage_lines(usage: Mapping[str, Mapping[str, object]]) -> list[UsageLine]:
                 str(u.get("role", PRIMARY)),
                 gpu_minutes(float(u.get("gpu_seconds", 0) or 0)),  # type: ignore[arg-type]
                 int(u.get("price_minor", 0) or 0),  # type: ignore[call-overload]
+                str(u.get("gpu_model", "") or ""),
+                int(u.get("gpu_count", 0) or 0),  # type: ignore[call-overload]
             )
         )
     return out

@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from qlp.common.v1 import money_pb2 as qlp_dot_common_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dqlp/scheduling/v1/types.proto\x12\x11qlp.scheduling.v1\x1a\x19qlp/common/v1/money.proto\"X\n\tGpuDevice\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\nmemory_mib\x18\x03 \x01(\x03\x12\x1a\n\x12\x63ompute_capability\x18\x04 \x01(\t\"t\n\tGpuStatus\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x17\n\x0futilization_bps\x18\x02 \x01(\x05\x12\x17\n\x0fmemory_used_mib\x18\x03 \x01(\x03\x12\x15\n\rtemperature_c\x18\x04 \x01(\x05\x12\x10\n\x08power_mw\x18\x05 \x01(\x05\">\n\x0bLeaseStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x03\"c\n\x0fGpuRequirements\x12\x11\n\tgpu_model\x18\x01 \x01(\t\x12\x11\n\tgpu_count\x18\x02 \x01(\x05\x12\x1a\n\x12min_gpu_memory_mib\x18\x03 \x01(\x03\x12\x0e\n\x06region\x18\x04 \x01(\t\"\xc0\x01\n\nAssignment\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x17\n\x0fprovider_org_id\x18\x02 \x01(\t\x12\x10\n\x08offer_id\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\x12.\n\x04role\x18\x05 \x01(\x0e\x32 .qlp.scheduling.v1.PlacementRole\x12\x30\n\x12price_per_gpu_hour\x18\x06 \x01(\x0b\x32\x14.qlp.common.v1.Money\"\xb4\x01\n\rProviderUsage\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x17\n\x0fprovider_org_id\x18\x02 \x01(\t\x12.\n\x04role\x18\x03 \x01(\x0e\x32 .qlp.scheduling.v1.PlacementRole\x12\x13\n\x0bgpu_minutes\x18\x04 \x01(\x03\x12\x30\n\x12price_per_gpu_hour\x18\x05 \x01(\x0b\x32\x14.qlp.common.v1.Money*g\n\rPlacementRole\x12\x1e\n\x1aPLACEMENT_ROLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PLACEMENT_ROLE_PRIMARY\x10\x01\x12\x1a\n\x16PLACEMENT_ROLE_STANDBY\x10\x02*\x90\x02\n\x10JobFailureReason\x12\"\n\x1eJOB_FAILURE_REASON_UNSPECIFIED\x10\x00\x12\"\n\x1eJOB_FAILURE_REASON_NO_CAPACITY\x10\x01\x12&\n\"JOB_FAILURE_REASON_ESCROW_REJECTED\x10\x02\x12%\n!JOB_FAILURE_REASON_WORKLOAD_ERROR\x10\x03\x12$\n JOB_FAILURE_REASON_PROVIDER_LOST\x10\x04\x12\x1e\n\x1aJOB_FAILURE_REASON_TIMEOUT\x10\x05\x12\x1f\n\x1bJOB_FAILURE_REASON_INTERNAL\x10\x06*\xe5\x01\n\x15LeaseRevocationReason\x12\'\n#LEASE_REVOCATION_REASON_UNSPECIFIED\x10\x00\x12$\n LEASE_REVOCATION_REASON_FAILOVER\x10\x01\x12(\n$LEASE_REVOCATION_REASON_JOB_CANCELED\x10\x02\x12#\n\x1fLEASE_REVOCATION_REASON_EXPIRED\x10\x03\x12.\n*LEASE_REVOCATION_REASON_PROVIDER_WITHDRAWN\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dqlp/scheduling/v1/types.proto\x12\x11qlp.scheduling.v1\x1a\x19qlp/common/v1/money.proto\"X\n\tGpuDevice\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\nmemory_mib\x18\x03 \x01(\x03\x12\x1a\n\x12\x63ompute_capability\x18\x04 \x01(\t\"t\n\tGpuStatus\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x17\n\x0futilization_bps\x18\x02 \x01(\x05\x12\x17\n\x0fmemory_used_mib\x18\x03 \x01(\x03\x12\x15\n\rtemperature_c\x18\x04 \x01(\x05\x12\x10\n\x08power_mw\x18\x05 \x01(\x05\">\n\x0bLeaseStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x03\"c\n\x0fGpuRequirements\x12\x11\n\tgpu_model\x18\x01 \x01(\t\x12\x11\n\tgpu_count\x18\x02 \x01(\x05\x12\x1a\n\x12min_gpu_memory_mib\x18\x03 \x01(\x03\x12\x0e\n\x06region\x18\x04 \x01(\t\"\xc0\x01\n\nAssignment\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x17\n\x0fprovider_org_id\x18\x02 \x01(\t\x12\x10\n\x08offer_id\x18\x03 \x01(\t\x12\x10\n\x08lease_id\x18\x04 \x01(\t\x12.\n\x04role\x18\x05 \x01(\x0e\x32 .qlp.scheduling.v1.PlacementRole\x12\x30\n\x12price_per_gpu_hour\x18\x06 \x01(\x0b\x32\x14.qlp.common.v1.Money\"\xda\x01\n\rProviderUsage\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x17\n\x0fprovider_org_id\x18\x02 \x01(\t\x12.\n\x04role\x18\x03 \x01(\x0e\x32 .qlp.scheduling.v1.PlacementRole\x12\x13\n\x0bgpu_minutes\x18\x04 \x01(\x03\x12\x30\n\x12price_per_gpu_hour\x18\x05 \x01(\x0b\x32\x14.qlp.common.v1.Money\x12\x11\n\tgpu_model\x18\x06 \x01(\t\x12\x11\n\tgpu_count\x18\x07 \x01(\x05*g\n\rPlacementRole\x12\x1e\n\x1aPLACEMENT_ROLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PLACEMENT_ROLE_PRIMARY\x10\x01\x12\x1a\n\x16PLACEMENT_ROLE_STANDBY\x10\x02*\x90\x02\n\x10JobFailureReason\x12\"\n\x1eJOB_FAILURE_REASON_UNSPECIFIED\x10\x00\x12\"\n\x1eJOB_FAILURE_REASON_NO_CAPACITY\x10\x01\x12&\n\"JOB_FAILURE_REASON_ESCROW_REJECTED\x10\x02\x12%\n!JOB_FAILURE_REASON_WORKLOAD_ERROR\x10\x03\x12$\n JOB_FAILURE_REASON_PROVIDER_LOST\x10\x04\x12\x1e\n\x1aJOB_FAILURE_REASON_TIMEOUT\x10\x05\x12\x1f\n\x1bJOB_FAILURE_REASON_INTERNAL\x10\x06*\xe5\x01\n\x15LeaseRevocationReason\x12\'\n#LEASE_REVOCATION_REASON_UNSPECIFIED\x10\x00\x12$\n LEASE_REVOCATION_REASON_FAILOVER\x10\x01\x12(\n$LEASE_REVOCATION_REASON_JOB_CANCELED\x10\x02\x12#\n\x1fLEASE_REVOCATION_REASON_EXPIRED\x10\x03\x12.\n*LEASE_REVOCATION_REASON_PROVIDER_WITHDRAWN\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'qlp.scheduling.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PLACEMENTROLE']._serialized_start=830
-  _globals['_PLACEMENTROLE']._serialized_end=933
-  _globals['_JOBFAILUREREASON']._serialized_start=936
-  _globals['_JOBFAILUREREASON']._serialized_end=1208
-  _globals['_LEASEREVOCATIONREASON']._serialized_start=1211
-  _globals['_LEASEREVOCATIONREASON']._serialized_end=1440
+  _globals['_PLACEMENTROLE']._serialized_start=868
+  _globals['_PLACEMENTROLE']._serialized_end=971
+  _globals['_JOBFAILUREREASON']._serialized_start=974
+  _globals['_JOBFAILUREREASON']._serialized_end=1246
+  _globals['_LEASEREVOCATIONREASON']._serialized_start=1249
+  _globals['_LEASEREVOCATIONREASON']._serialized_end=1478
   _globals['_GPUDEVICE']._serialized_start=79
   _globals['_GPUDEVICE']._serialized_end=167
   _globals['_GPUSTATUS']._serialized_start=169
@@ -49,5 +49,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSIGNMENT']._serialized_start=453
   _globals['_ASSIGNMENT']._serialized_end=645
   _globals['_PROVIDERUSAGE']._serialized_start=648
-  _globals['_PROVIDERUSAGE']._serialized_end=828
+  _globals['_PROVIDERUSAGE']._serialized_end=866
 # @@protoc_insertion_point(module_scope)

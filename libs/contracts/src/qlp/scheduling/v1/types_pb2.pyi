@@ -111,15 +111,19 @@ class Assignment(_message.Message):
     def __init__(self, provider_id: _Optional[str] = ..., provider_org_id: _Optional[str] = ..., offer_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., role: _Optional[_Union[PlacementRole, str]] = ..., price_per_gpu_hour: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class ProviderUsage(_message.Message):
-    __slots__ = ("provider_id", "provider_org_id", "role", "gpu_minutes", "price_per_gpu_hour")
+    __slots__ = ("provider_id", "provider_org_id", "role", "gpu_minutes", "price_per_gpu_hour", "gpu_model", "gpu_count")
     PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_ORG_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     GPU_MINUTES_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_GPU_HOUR_FIELD_NUMBER: _ClassVar[int]
+    GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
     provider_id: str
     provider_org_id: str
     role: PlacementRole
     gpu_minutes: int
     price_per_gpu_hour: _money_pb2.Money
-    def __init__(self, provider_id: _Optional[str] = ..., provider_org_id: _Optional[str] = ..., role: _Optional[_Union[PlacementRole, str]] = ..., gpu_minutes: _Optional[int] = ..., price_per_gpu_hour: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+    gpu_model: str
+    gpu_count: int
+    def __init__(self, provider_id: _Optional[str] = ..., provider_org_id: _Optional[str] = ..., role: _Optional[_Union[PlacementRole, str]] = ..., gpu_minutes: _Optional[int] = ..., price_per_gpu_hour: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., gpu_model: _Optional[str] = ..., gpu_count: _Optional[int] = ...) -> None: ...
