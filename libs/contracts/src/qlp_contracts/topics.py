@@ -17,6 +17,7 @@ domain needs no change here. Partition counts are deliberately small (a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -132,10 +133,15 @@ GENERATION = _domain_topic(
     "generation",
     "Generation lifecycle, project versions and quota reservation requests.",
 )
-MARKETPLACE = _domain_topic(
-    "marketplace",
-    "marketplace",
-    "Listings, purchases, entitlements and reviews.",
+#: Billing answers a RefundRequested here with PurchaseRefunded / PurchaseRefundFailed
+#: (its payment answers to PurchaseRequested stay on the billing topic).
+MARKETPLACE = dataclasses.replace(
+    _domain_topic(
+        "marketplace",
+        "marketplace",
+        "Listings, versions, purchases, refunds, entitlements and reviews.",
+    ),
+    producers=("marketplace", "billing"),
 )
 SCHEDULING = _domain_topic(
     "scheduling",
