@@ -55,6 +55,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "GPU jobs", "description": "Find offers, quote, submit and follow GPU jobs."},
     {"name": "Providers", "description": "GPU providers: their machines, offers and earnings."},
     {"name": "Generation", "description": "Generate projects from a description; versions."},
+    {"name": "Marketplace", "description": "Find, sell, buy and review listings; downloads."},
     {"name": "Agent", "description": "Used by the provider agent (qlp-agent), not by people."},
     {"name": "Webhooks", "description": "Events the platform receives from payment providers."},
     {"name": "Platform admin", "description": "Operator routes: platform administrators only."},
@@ -74,6 +75,7 @@ _PREFIX_TAGS = (
     ("/v1/generations", "Generation"),
     ("/v1/projects", "Generation"),
     ("/v1/patterns", "Generation"),
+    ("/v1/marketplace", "Marketplace"),
 )
 
 #: RFC 9457 problem details, as every service answers them.
