@@ -25,6 +25,7 @@ JOB_DONE = "qlp.scheduling.v1.JobCompleted"
 JOB_FAILED = "qlp.scheduling.v1.JobFailed"
 JOB_CANCELED = "qlp.scheduling.v1.JobCanceled"
 PURCHASE = "qlp.marketplace.v1.PurchaseRequested"
+REFUND = "qlp.marketplace.v1.RefundRequested"
 
 
 def _money(m: Any) -> Money:
@@ -92,6 +93,9 @@ def build_consumers(billing: Billing) -> list[ConsumerSpec]:
 
     async def on_marketplace(ev: Event) -> None:
         m = ev.message
+        if ev.type == REFUND:
+            await billing.refund_purchase(m.org_id, m.purchase_id, m.listing_id, ev.id, m.reason)
+            return
         await billing.purchase(
             m.org_id, m.purchase_id, m.seller_org_id, _money(m.price), int(m.platform_fee_bps)
         )
@@ -130,8 +134,9 @@ def build_consumers(billing: Billing) -> list[ConsumerSpec]:
             f"{prefix}.marketplace",
             [topics.MARKETPLACE.name],
             on_marketplace,
-            event_types=[PURCHASE],
-            description="charges marketplace purchases (creator/platform split)",
+            event_types=[PURCHASE, REFUND],
+            description="charges marketplace purchases (creator/platform split) and reverses "
+            "refunded ones",
         ),
     ]
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from qlp.marketplace.v1 import events_pb2 as mev
 from qlp_billing import ledger as L
 from qlp_billing.base import (
     BillingBase,
@@ -301,7 +302,61 @@ class Wallet(BillingBase):
             return "failed"
         return "paid" if res.status == "applied" else res.status
 
-    async def reverse(self, txn_id: str, reason: str) -> str:
+    async def refund_purchase(
+        self, buyer_org: str, purchase_id: str, listing_id: str, request_id: str, reason: str = ""
+    ) -> str:
+        """A marketplace refund: the reversal of the purchase's sale (the buyer gets the
+        price back; the creator's payable and the platform fee are taken back), with
+        ``PurchaseRefunded`` in the same commit. One that cannot go through (no sale
+        booked, the creator's payable paid out meanwhile) moves nothing and answers
+        ``PurchaseRefundFailed`` once per request. Redeliveries change nothing."""
+        now = self.clock()
+        decision = f"refund-{purchase_id}-{request_id}"
+        if await self.store.get_decision(buyer_org, decision) is not None:
+            return "failed"  # a redelivered request that failed before
+
+        async def refuse(message: str) -> str:
+            failed = mev.PurchaseRefundFailed(
+                org_id=buyer_org,
+                purchase_id=purchase_id,
+                listing_id=listing_id,
+                message=message,
+                failed_at=ts(now),
+            )
+            await self.store.record_decision(
+                buyer_org, decision, [out(failed, buyer_org, purchase_id)]
+            )
+            return "failed"
+
+        await self.store.materialize(buyer_org)
+        doc = await self.store.get_txn(f"sale-{purchase_id}")
+        if doc is None or doc.get("org_id") != buyer_org:
+            return await refuse("no sale of this purchase is booked for the buyer")
+        sale = L.Txn.from_doc(doc)
+        part = {L.parse_account(leg.account)[0]: abs(leg.amount) for leg in sale.legs}
+        seller = str(sale.refs.get("seller_org_id", ""))
+        done = mev.PurchaseRefunded(
+            org_id=buyer_org,
+            purchase_id=purchase_id,
+            listing_id=listing_id,
+            seller_org_id=seller,
+            amount=money(part.get(L.CUSTOMER_BALANCE, 0), sale.currency),
+            creator_amount=money(part.get(L.CREATOR_PAYABLE, 0), sale.currency),
+            platform_fee=money(part.get(L.PLATFORM_REVENUE, 0), sale.currency),
+            reversal_id=f"reversal-{sale.id}",
+            refunded_at=ts(now),
+        )
+        try:
+            await self.reverse(
+                sale.id,
+                reason or f"marketplace refund of {purchase_id}",
+                events=[out(done, buyer_org, purchase_id)],
+            )
+        except (PaymentRequired, Conflict) as exc:
+            return await refuse(str(exc))
+        return "refunded"
+
+    async def reverse(self, txn_id: str, reason: str, events: Sequence[Any] = ()) -> str:
         doc = await self.store.get_txn(txn_id)
         if doc is None:
             raise NotFound("no such transaction")
@@ -331,7 +386,7 @@ class Wallet(BillingBase):
                 )
             held.append((owner, kind, amount))
         try:
-            res = await self._commit(rev)
+            res = await self._commit(rev, events)
         except L.LedgerError as exc:
             await self._release_holds(held, rev.id)
             raise Conflict(str(exc)) from None
