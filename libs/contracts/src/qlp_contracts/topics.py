@@ -172,7 +172,8 @@ FAILOVER = Topic(
     event_types=tuple(t for t in _events_of("qlp.failover.v1") if t != PROVIDER_ALIVE),
     description="Provider liveness verdicts and job failovers (standby promotion under "
     "a new epoch).",
-    producers=("failover",),
+    # the failover service decides; the scheduler (the lease owner) says StandbyPromoted
+    producers=("failover", "scheduler"),
 )
 USAGE = Topic(
     name="qlp.usage.v1",

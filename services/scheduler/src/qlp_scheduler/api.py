@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -600,6 +601,28 @@ async def _log_events(
         if idle >= 15:
             idle = 0.0
             yield b": keepalive\n\n"
+
+
+@gpu.get(
+    "/jobs/{job_id}/failovers",
+    response_model=M.FailoverList,
+    summary="List a GPU job's failovers",
+)
+async def job_failovers(job_id: str, ctx: Ctx, principal: GpuReader) -> M.FailoverList:
+    """Every provider loss the job went through, oldest first: when the scheduler acted,
+    which provider was lost (primary or standby), who runs the job now under which lease
+    epoch, the checkpoint it resumed from and how many steps were run again. The job's
+    `provider_id` and `epoch` change on each promotion."""
+    sched = engine(ctx)
+    j = await call(sched.job(principal.org_id, job_id))
+    items = [
+        M.FailoverOut(
+            **{k: v for k, v in f.items() if k not in ("at_ms", "last_step")},
+            at=datetime.fromtimestamp(int(f["at_ms"]) / 1000, UTC),
+        )
+        for f in sorted((j.get("failovers") or {}).values(), key=lambda f: int(f["at_ms"]))
+    ]
+    return M.FailoverList(job_id=j["_id"], items=items)
 
 
 @gpu.get("/jobs/{job_id}/metrics", response_model=M.JobMetrics, summary="Read a GPU job's metrics")

@@ -284,6 +284,7 @@ class Scheduler:
             int(doc.get("registered_minute", S.minute_of(now))),
             S.minute_of(now),
             self.settings.reliability_window_min,
+            doc.get("losses") or {},
         )
 
     async def heartbeat(self, org_id: str, provider_id: str, body: Doc) -> Doc:
@@ -673,7 +674,9 @@ class Scheduler:
         """What a placed job sets (the next epoch, placements, assignments to write) and its
         JobPlaced event."""
         epoch = int(job.get("epoch") or 0) + 1  # a job placed again gets a new epoch
-        fx_assign = {a["_id"]: a for a in self._start_assignments(job, p, sb, epoch, False, now)}
+        # placed again after its provider was lost: it resumes from its checkpoint
+        resume = bool(job.get("latest_checkpoint"))
+        fx_assign = {a["_id"]: a for a in self._start_assignments(job, p, sb, epoch, resume, now)}
         sets: Doc = {
             "status": S.PLACED,
             "epoch": epoch,
@@ -936,61 +939,14 @@ class Scheduler:
         )
         return S.total_cost(S.usage_lines(usage), int(job["escrow_amount"]["amount"]))
 
-    async def promote_standby(self, job_id: str, expected_epoch: int | None = None) -> Doc:
-        """Failover: the standby becomes the primary under epoch + 1 and resumes from the
-        latest checkpoint; the old primary's epoch is now stale (fenced) and it becomes
-        the standby. Used by the failover service's flow (and tests).
+    async def promote_standby(
+        self, job_id: str, expected_epoch: int | None = None, failover_id: str = ""
+    ) -> Doc:
+        """Failover: the standby becomes the primary under epoch + 1 (see
+        :func:`qlp_scheduler.recovery.promote_standby`)."""
+        from qlp_scheduler import recovery
 
-        With ``expected_epoch`` (a failover decision names the epoch it replaces) a job
-        that already moved past it is returned unchanged: a duplicate or redelivered
-        decision never promotes twice, even when it races the first one."""
-        for _ in range(5):
-            job = await self.repo.get_job(job_id)
-            if job is None:
-                raise S.NotFound("job")
-            if expected_epoch is not None and int(job["epoch"]) != int(expected_epoch):
-                return job
-            if job["status"] not in S.LIVE or not job.get("standby"):
-                raise S.InvalidTransition(
-                    f"job {job_id} in status {job['status']} has no standby to promote"
-                )
-            now = utcnow()
-            old_epoch = int(job["epoch"])
-            epoch = old_epoch + 1
-            old_p = dict(job["primary"])
-            new_p = {**job["standby"], "role": S.PRIMARY, "lease_id": new_id("lse")}
-            new_sb = {**old_p, "role": S.STANDBY, "lease_id": new_id("lse")}
-            usage = self._close_segment(job, now)
-            evs = [
-                E.lease_revoked(job, old_p, old_epoch, t.LEASE_REVOCATION_REASON_FAILOVER, now),
-                E.job_placed(job, new_p, new_sb, epoch, now),
-            ]
-            # the old lease's cancel is delivered before the new epoch's prepare
-            cancel = self._cancel_assignment(job, old_p, old_epoch, now)
-            fx_assign = {cancel["_id"]: cancel}
-            for a in self._start_assignments(job, new_p, new_sb, epoch, True, now):
-                fx_assign[a["_id"]] = a
-            sets = {
-                "status": S.PLACED,
-                "epoch": epoch,
-                "primary": new_p,
-                "standby": new_sb,
-                "usage": usage,
-                "run_started_ms": None,
-                "updated_ms": ms(now),
-                "promoted_ms": ms(now),
-            }
-            done = await self.repo.update_job(
-                job_id,
-                {"epoch": old_epoch, "status": job["status"]},
-                outbox_update(evs, self._with_fx(sets, fx_assign, {})),
-            )
-            if done is not None:
-                await self.repo.supersede_assignments(job_id, epoch, now)
-                # the cancel for the old epoch must still reach the old primary
-                await self.repo.insert_assignments([{**cancel, "expire_at": now + ASSIGNMENT_TTL}])
-                return await self.apply_effects(done)
-        raise S.DomainError("promotion kept racing with other updates")
+        return await recovery.promote_standby(self, job_id, expected_epoch, failover_id)
 
     # ================================================================= agent API
 
@@ -1082,7 +1038,13 @@ class Scheduler:
         """The job as its provider sees it: the provider's role, with the epoch fenced."""
         await self.provider(org_id, provider_id)
         job = await self.repo.get_job(job_id)
-        if job is None or provider_id not in (job.get("provider_ids") or []):
+        if job is None:
+            raise S.NotFound("job")
+        if provider_id not in (job.get("provider_ids") or []):
+            if provider_id in (job.get("former_provider_ids") or []):
+                # lost and replaced: whatever epoch it reports, its lease is revoked
+                STALE_EPOCH_REPORTS.inc()
+                raise S.StaleEpoch(job_id, epoch, int(job.get("epoch", 0)))
             raise S.NotFound("job")
         if epoch != int(job.get("epoch", 0)):
             STALE_EPOCH_REPORTS.inc()

@@ -30,6 +30,7 @@ from qlp_kit.app import ServiceContext
 from qlp_kit.consumer import ConsumerSpec
 from qlp_kit.events import Event, build_headers
 from qlp_kit.producer import Producer, Record
+from qlp_scheduler import recovery
 from qlp_scheduler import service as S
 from qlp_scheduler.engine import Scheduler
 from qlp_scheduler.settings import SchedulerSettings
@@ -40,8 +41,8 @@ FAILOVER_STARTED = "qlp.failover.v1.FailoverStarted"
 
 FAILOVERS = Counter(
     "qlp_scheduler_failovers_total",
-    "Failover decisions the scheduler acted on, by outcome (promoted, already_done, "
-    "not_primary, no_standby, not_live, unknown_job)",
+    "Failover decisions the scheduler acted on, by outcome (promoted, requeued, "
+    "standby_replaced, already_done, not_placed, not_live, unknown_job)",
     ["outcome"],
 )
 ALIVE_DROPPED = Counter(
@@ -111,26 +112,38 @@ def alive_publisher(ctx: ServiceContext) -> AlivePublisher:
 
 
 async def on_failover_started(
-    sched: Scheduler, job_id: str, old_epoch: int, failed_provider_id: str
+    sched: Scheduler,
+    job_id: str,
+    old_epoch: int,
+    failed_provider_id: str,
+    failover_id: str = "",
 ) -> str:
-    """Act on one failover decision; returns the outcome (also counted)."""
+    """Act on one failover decision; returns the outcome (also counted): ``promoted``
+    (the standby took over), ``requeued`` (no standby: placed again from the
+    checkpoint), ``standby_replaced`` (the standby was lost), or why nothing changed."""
     # cross-tenant: the decision names the job; the lease owner acts on it
     job = await sched.repo.get_job(job_id)
     outcome: str
     if job is None:
         outcome = "unknown_job"
     elif int(job.get("epoch", 0)) != int(old_epoch):
-        outcome = "already_done"  # promoted before (a duplicate or redelivered decision)
+        outcome = "already_done"  # acted on before (a duplicate or redelivered decision)
     elif job.get("status") not in S.LIVE:
         outcome = "not_live"
+    elif (job.get("standby") or {}).get("provider_id") == failed_provider_id:
+        done = await recovery.replace_standby(
+            sched, job_id, int(old_epoch), failed_provider_id, failover_id
+        )
+        outcome = recovery.STANDBY_REPLACED if done is not None else "already_done"
     elif (job.get("primary") or {}).get("provider_id") != failed_provider_id:
-        outcome = "not_primary"  # the standby was lost: a new standby is still to do
+        outcome = "not_placed"  # the lost provider holds no placement of this job
     elif not job.get("standby"):
-        outcome = "no_standby"  # requeue with the checkpoint is still to do
+        done = await recovery.requeue_lost(sched, job_id, int(old_epoch), failover_id)
+        outcome = recovery.REQUEUED if done is not None else "already_done"
     else:
         try:
-            await sched.promote_standby(job_id, expected_epoch=int(old_epoch))
-            outcome = "promoted"
+            await sched.promote_standby(job_id, int(old_epoch), failover_id)
+            outcome = recovery.PROMOTED
         except (S.InvalidTransition, S.NotFound):
             outcome = "already_done"
     FAILOVERS.labels(outcome=outcome).inc()
@@ -145,7 +158,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     async def handle(ev: Event) -> None:
         m = ev.message
         await on_failover_started(
-            ctx.extras["scheduler"], m.job_id, int(m.old_epoch), m.failed_provider_id
+            ctx.extras["scheduler"], m.job_id, int(m.old_epoch), m.failed_provider_id, m.failover_id
         )
 
     return [

@@ -43,6 +43,7 @@ def view_from_doc(doc: dict[str, Any], now: datetime, window_min: int) -> OfferV
             int(doc.get("registered_minute", minute_of(now))),
             minute_of(now),
             window_min,
+            doc.get("losses") or {},
         ),
         last_heartbeat_ts=hb_ts,
         status=str(doc.get("status", ACTIVE)),

@@ -70,6 +70,7 @@ OFFER_FIELDS = dict.fromkeys(
         "currency",
         "region",
         "uptime",
+        "losses",
         "registered_minute",
         "last_heartbeat_ms",
         "status",
@@ -447,6 +448,32 @@ class Repository:
         await self.assignments.update_many(
             {"job_id": job_id, "acked": 0, "epoch": {"$lt": below_epoch}},
             {"$set": {"acked": 1, "acked_ms": ms(now), "superseded": 1}},
+        )
+
+    async def supersede_starts_of(self, job_id: str, provider_id: str, now: datetime) -> None:
+        """A provider no longer placed on the job never receives its start or prepare."""
+        await self.assignments.update_many(
+            {
+                "job_id": job_id,
+                "provider_id": provider_id,
+                "acked": 0,
+                "action": {"$in": ["start", "prepare"]},
+            },
+            {"$set": {"acked": 1, "acked_ms": ms(now), "superseded": 1}},
+        )
+
+    async def record_provider_loss(
+        self, provider_id: str, at_ms: int, window_min: int
+    ) -> Doc | None:
+        """The provider was lost holding a job: the minute goes into its ``losses`` ring
+        (which lowers its reliability for ``window_min`` minutes). Cross-tenant: the
+        lease owner acts on a provider of another org."""
+        minute = at_ms // 60_000
+        return await self.providers.find_one_and_update(
+            {"_id": provider_id},
+            {"$set": {f"losses.{minute % window_min}": minute, "updated_ms": at_ms}},
+            comment=SWEEP,
+            return_document=ReturnDocument.AFTER,
         )
 
     async def start_untouched(self, job_id: str, epoch: int) -> bool:

@@ -376,6 +376,33 @@ class JobMetrics(BaseModel):
     latest_checkpoint: CheckpointRef | None
 
 
+class FailoverOut(BaseModel):
+    """One provider loss the job went through."""
+
+    failover_id: str
+    at: datetime = Field(description="When the scheduler acted on the failover decision.")
+    outcome: str = Field(
+        description="`promoted` (the hot standby took over), `requeued` (no standby: "
+        "placed again from the checkpoint) or `standby_replaced` (the standby was lost)."
+    )
+    failed_provider_id: str
+    failed_role: str = Field(description="`primary` or `standby`.")
+    old_epoch: int
+    epoch: int = Field(description="The job's lease epoch after the failover.")
+    provider_id: str | None = Field(description="Who runs the job now (unset while requeued).")
+    standby_provider_id: str | None
+    checkpoint_id: str | None = Field(description="The checkpoint the job resumes from.")
+    checkpoint_step: int | None
+    steps_redone: int | None = Field(
+        description="Steps the lost primary had reported past the checkpoint, run again."
+    )
+
+
+class FailoverList(BaseModel):
+    job_id: str
+    items: list[FailoverOut] = Field(description="Oldest first.")
+
+
 class OfferOut(BaseModel):
     id: str
     provider_id: str

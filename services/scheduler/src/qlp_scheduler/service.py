@@ -503,12 +503,23 @@ def cost_minor(minutes: int, price_per_gpu_hour_minor: int) -> int:
     return (minutes * price_per_gpu_hour_minor * 2 + 60) // 120
 
 
+#: Each loss of the provider (declared dead while holding a job) within the window
+#: multiplies its reliability by this factor.
+LOSS_FACTOR = 0.8
+
+
 def reliability(
-    uptime: Mapping[str, int], registered_minute: int, now_minute: int, window_min: int
+    uptime: Mapping[str, int],
+    registered_minute: int,
+    now_minute: int,
+    window_min: int,
+    losses: Mapping[str, int] | None = None,
 ) -> float:
     """Share of the minutes in the rolling window (or since registration, when
     younger) during which at least one heartbeat arrived. ``uptime`` is a ring of
-    ``window_min`` slots, ``str(minute % window_min) -> minute``.
+    ``window_min`` slots, ``str(minute % window_min) -> minute``; ``losses`` is a ring
+    of the same shape of the minutes in which the provider was lost holding a job,
+    each of which multiplies the score by ``LOSS_FACTOR``.
 
     The current minute counts only once a heartbeat arrived in it: a minute that has
     just begun is not downtime yet (otherwise every provider's score would dip at each
@@ -518,7 +529,8 @@ def reliability(
     span = max(1, min(window_min, last - registered_minute + 1))
     lo = last - span + 1
     seen = sum(1 for m in minutes if lo <= m <= last)
-    return min(1.0, seen / span)
+    lost = sum(1 for m in (losses or {}).values() if now_minute - window_min < int(m) <= now_minute)
+    return min(1.0, seen / span) * LOSS_FACTOR**lost
 
 
 def minute_of(ts: datetime) -> int:

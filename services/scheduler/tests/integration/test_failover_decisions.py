@@ -135,7 +135,20 @@ async def test_a_failover_decision_promotes_once_and_fences_the_old_primary(
     await asyncio.sleep(1.0)  # the duplicate has had its chance
     view = (await cons.get(f"/v1/gpu/jobs/{jid}")).json()
     assert view["epoch"] == 2 and view["provider_id"] == standby
-    assert view["standby_provider_id"] == primary
+    assert view["standby_provider_id"] is None  # never the lost machine; no third one
+    fo = (await cons.get(f"/v1/gpu/jobs/{jid}/failovers")).json()
+    assert [
+        (x["failover_id"], x["outcome"], x["failed_provider_id"], x["provider_id"], x["epoch"])
+        for x in fo["items"]
+    ] == [(f"{jid}:1", "promoted", primary, standby, 2)]
+    assert fo["items"][0]["steps_redone"] == 2  # step 2 reported, no checkpoint yet
+    # the loss lowers the lost provider's reliability
+    lost = (await pc.get(f"/v1/providers/{primary}")).json()
+    assert 0 < lost["reliability"] < 1
+    # another org sees neither the job nor its failovers
+    other = client(sched_app.url, consumer_principal(new_id("org")))
+    assert (await other.get(f"/v1/gpu/jobs/{jid}/failovers")).status_code == 404
+    await other.aclose()
 
     # a later duplicate is a no-op, whatever path it takes
     sched = Scheduler(Repository(sched_app.db), sched_app.settings)
@@ -152,7 +165,116 @@ async def test_a_failover_decision_promotes_once_and_fences_the_old_primary(
         await x.aclose()
 
 
-async def test_a_decision_for_a_job_without_standby_or_for_its_standby_changes_nothing(
+async def _running_job(
+    sched_app: App, cons: httpx.AsyncClient, agents: dict[str, httpx.AsyncClient], **over: Any
+) -> dict[str, Any]:
+    r = await cons.post("/v1/gpu/jobs", json=job_body(**over))
+    assert r.status_code == 202, r.text
+    job = r.json()
+    base = f"/v1/providers/{job['provider_id']}/jobs/{job['id']}"
+    pc = agents[job["provider_id"]]
+    r = await pc.post(f"{base}/status", json={"epoch": 1, "status": "running", "step": 7})
+    assert r.status_code == 200, r.text
+    r = await pc.post(f"{base}/checkpoints", params={"epoch": 1, "step": 5}, content=b"ck-5")
+    assert r.status_code == 201, r.text
+    return job
+
+
+async def test_a_lost_primary_with_a_standby_gets_a_new_standby_on_a_third_machine(
+    sched_app: App, qlp_infra: Any
+) -> None:
+    await provision(qlp_infra.kafka)
+    regs = [
+        await _register(sched_app.url, f"fp-{uuid.uuid4().hex[:6]}", p) for p in (150, 180, 200)
+    ]
+    agents = {pid: c for c, pid in regs}
+    await asyncio.sleep(sched_app.settings.offer_refresh_s * 2)
+    cons = client(sched_app.url, consumer_principal(new_id("org")))
+    job = await _running_job(sched_app, cons, agents, redundancy="hot_standby")
+    jid, primary, standby = job["id"], job["provider_id"], job["standby_provider_id"]
+    (third,) = set(agents) - {primary, standby}
+    sched = Scheduler(Repository(sched_app.db), sched_app.settings)
+    assert await on_failover_started(sched, jid, 1, primary, f"{jid}:1") == "promoted"
+    view = (await cons.get(f"/v1/gpu/jobs/{jid}")).json()
+    assert (view["epoch"], view["provider_id"], view["standby_provider_id"]) == (2, standby, third)
+    (fo,) = (await cons.get(f"/v1/gpu/jobs/{jid}/failovers")).json()["items"]
+    assert (fo["checkpoint_step"], fo["steps_redone"], fo["standby_provider_id"]) == (5, 2, third)
+    items = (await agents[third].get(f"/v1/providers/{third}/assignments")).json()["items"]
+    assert [(x["action"], x["epoch"]) for x in items] == [("prepare", 2)]
+    # a second decision for the same epoch changes nothing
+    assert await on_failover_started(sched, jid, 1, primary, f"{jid}:1") == "already_done"
+    for x in (*agents.values(), cons):
+        await x.aclose()
+
+
+async def test_a_lost_primary_without_standby_is_placed_again_from_its_checkpoint(
+    sched_app: App, qlp_infra: Any
+) -> None:
+    await provision(qlp_infra.kafka)
+    regs = [await _register(sched_app.url, f"fp-{uuid.uuid4().hex[:6]}", p) for p in (150, 180)]
+    agents = {pid: c for c, pid in regs}
+    await asyncio.sleep(sched_app.settings.offer_refresh_s * 2)
+    cons = client(sched_app.url, consumer_principal(new_id("org")))
+    job = await _running_job(sched_app, cons, agents)
+    jid, lost = job["id"], job["provider_id"]
+    (other,) = set(agents) - {lost}
+    sched = Scheduler(Repository(sched_app.db), sched_app.settings)
+    assert await on_failover_started(sched, jid, 1, lost, f"{jid}:1") == "requeued"
+    view = (await cons.get(f"/v1/gpu/jobs/{jid}")).json()
+    assert view["status"] == "placed" and view["provider_id"] == other and view["epoch"] == 2
+    (fo,) = (await cons.get(f"/v1/gpu/jobs/{jid}/failovers")).json()["items"]
+    assert (fo["outcome"], fo["failed_provider_id"], fo["checkpoint_step"]) == ("requeued", lost, 5)
+    starts = (await agents[other].get(f"/v1/providers/{other}/assignments")).json()["items"]
+    assert [(x["action"], x["epoch"], x["resume"]) for x in starts] == [("start", 2, True)]
+    r = await agents[other].get(
+        f"/v1/providers/{other}/jobs/{jid}/checkpoints/latest", params={"epoch": 2}
+    )
+    assert r.status_code == 200 and r.content == b"ck-5"
+    # the lost one is told to stop and its late reports are refused
+    old = (await agents[lost].get(f"/v1/providers/{lost}/assignments")).json()["items"]
+    assert [(x["action"], x["epoch"]) for x in old] == [("cancel", 1)]
+    late = await agents[lost].post(
+        f"/v1/providers/{lost}/jobs/{jid}/status", json={"epoch": 1, "status": "completed"}
+    )
+    assert late.status_code == 409 and late.json()["type"].endswith("/stale-epoch")
+    assert await on_failover_started(sched, jid, 1, lost, f"{jid}:1") == "already_done"
+    for x in (*agents.values(), cons):
+        await x.aclose()
+
+
+async def test_a_lost_standby_is_replaced_and_the_primary_keeps_its_epoch(
+    sched_app: App, qlp_infra: Any
+) -> None:
+    await provision(qlp_infra.kafka)
+    regs = [
+        await _register(sched_app.url, f"fp-{uuid.uuid4().hex[:6]}", p) for p in (150, 180, 200)
+    ]
+    agents = {pid: c for c, pid in regs}
+    await asyncio.sleep(sched_app.settings.offer_refresh_s * 2)
+    cons = client(sched_app.url, consumer_principal(new_id("org")))
+    job = await _running_job(sched_app, cons, agents, redundancy="hot_standby")
+    jid, primary, standby = job["id"], job["provider_id"], job["standby_provider_id"]
+    (third,) = set(agents) - {primary, standby}
+    sched = Scheduler(Repository(sched_app.db), sched_app.settings)
+    assert await on_failover_started(sched, jid, 1, standby, f"{jid}:1") == "standby_replaced"
+    view = (await cons.get(f"/v1/gpu/jobs/{jid}")).json()
+    assert (view["epoch"], view["provider_id"], view["standby_provider_id"]) == (1, primary, third)
+    assert view["status"] == "running"
+    (fo,) = (await cons.get(f"/v1/gpu/jobs/{jid}/failovers")).json()["items"]
+    assert (fo["outcome"], fo["failed_role"], fo["steps_redone"]) == (
+        "standby_replaced",
+        "standby",
+        0,
+    )
+    items = (await agents[third].get(f"/v1/providers/{third}/assignments")).json()["items"]
+    assert [(x["action"], x["epoch"]) for x in items] == [("prepare", 1)]
+    old = (await agents[standby].get(f"/v1/providers/{standby}/assignments")).json()["items"]
+    assert [x["action"] for x in old] == ["cancel"]  # its pending prepare is never delivered
+    for x in (*agents.values(), cons):
+        await x.aclose()
+
+
+async def test_a_decision_for_an_unknown_job_or_provider_changes_nothing(
     sched_app: App, qlp_infra: Any
 ) -> None:
     await provision(qlp_infra.kafka)
@@ -161,9 +283,11 @@ async def test_a_decision_for_a_job_without_standby_or_for_its_standby_changes_n
     cons = client(sched_app.url, consumer_principal(new_id("org")))
     job = (await cons.post("/v1/gpu/jobs", json=job_body())).json()
     sched = Scheduler(Repository(sched_app.db), sched_app.settings)
-    assert await on_failover_started(sched, job["id"], 1, pa) == "no_standby"
-    assert await on_failover_started(sched, job["id"], 1, "prv_other") == "not_primary"
+    assert await on_failover_started(sched, job["id"], 1, "prv_other") == "not_placed"
+    assert await on_failover_started(sched, job["id"], 2, pa) == "already_done"
     assert await on_failover_started(sched, "job_nope", 1, pa) == "unknown_job"
-    assert (await cons.get(f"/v1/gpu/jobs/{job['id']}")).json()["epoch"] == 1
+    view = (await cons.get(f"/v1/gpu/jobs/{job['id']}")).json()
+    assert (view["epoch"], view["provider_id"]) == (1, pa)
+    assert (await cons.get(f"/v1/gpu/jobs/{job['id']}/failovers")).json()["items"] == []
     for x in (a, cons):
         await x.aclose()
