@@ -36,12 +36,12 @@ async def call(aw: Awaitable[T]) -> T:
     except S.Invalid as exc:
         raise Problem(422, "Request is not valid", str(exc)) from None
     except S.QuotaRefused as exc:
-        raise Problem(
-            429,
-            "Generation quota exhausted",
-            f"the organization has no generation quota left this period ({exc.reason})",
-            type_="quota-exceeded",
-        ) from None
+        title = (
+            "Generation quota exhausted"
+            if exc.status == 429
+            else "The plan does not cover this generation"
+        )
+        raise Problem(exc.status, title, exc.detail, type_=exc.type) from None
 
 
 def gen_out(d: dict[str, Any]) -> M.GenerationOut:
@@ -83,7 +83,13 @@ def ver_out(d: dict[str, Any]) -> M.VersionOut:
     status_code=202,
     response_model=M.GenerationOut,
     summary="Generate a project from a description",
-    responses=problems(402),
+    responses=problems(
+        **{
+            "402": "the plan does not include generations or the org is suspended "
+            "(problem type plan-upgrade-required / payment-required; says how to upgrade)",
+            "429": "this period's generation quota is used up (problem type quota-exceeded)",
+        }
+    ),
 )
 async def create_generation(body: M.GenerationIn, ctx: Ctx, who: Writer) -> M.GenerationOut:
     """Queues a generation: the description becomes a blueprint, then a project built from

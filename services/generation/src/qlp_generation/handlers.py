@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qlp.billing.v1 import types_pb2 as bt
 from qlp_contracts import topics
 from qlp_generation.repository import Store
 from qlp_generation.service import Generation
@@ -10,6 +11,13 @@ from qlp_kit.app import ServiceContext
 from qlp_kit.consumer import ConsumerSpec
 from qlp_kit.events import Event
 
+#: billing's QuotaRejectionReason → the code the API maps to 429 / 402
+_REJECTIONS: dict[int, str] = {
+    bt.QUOTA_REJECTION_REASON_EXCEEDED: "exceeded",
+    bt.QUOTA_REJECTION_REASON_NO_SUBSCRIPTION: "no_subscription",
+    bt.QUOTA_REJECTION_REASON_METER_NOT_IN_PLAN: "meter_not_in_plan",
+    bt.QUOTA_REJECTION_REASON_ORG_SUSPENDED: "org_suspended",
+}
 RESERVED = "qlp.billing.v1.QuotaReserved"
 REJECTED = "qlp.billing.v1.QuotaRejected"
 STARTED = "qlp.generation.v1.GenerationStarted"
@@ -25,7 +33,8 @@ def build_consumers(gen: Generation) -> list[ConsumerSpec]:
         if ev.type == RESERVED:
             await gen.on_quota(m.org_id, m.subject_id, True)
         else:
-            await gen.on_quota(m.org_id, m.subject_id, False, "exceeded")
+            why = _REJECTIONS.get(int(m.reason), "unspecified")
+            await gen.on_quota(m.org_id, m.subject_id, False, why, int(m.limit), int(m.remaining))
 
     async def on_started(ev: Event) -> None:
         await gen.build(ev.message.org_id, ev.message.generation_id)

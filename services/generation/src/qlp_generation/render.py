@@ -32,7 +32,84 @@ PINNED = (
     "pytest-asyncio",
     "ruff",
     "nx-27017",
+    "pyyaml",
 )
+#: Pinned only when a module needs them (HIPAA field encryption).
+PINNED_HIPAA = ("cryptography", "cffi", "pycparser")
+#: Features the pack turns into code (others stay recorded in the blueprint only).
+GENERATED_FEATURES = (
+    "search",
+    "ratings",
+    "exports",
+    "file_uploads",
+    "approvals",
+    "notifications",
+    "reminders",
+    "waitlists",
+    "refunds",
+)
+#: Replica and autoscaling values of the generated chart per blueprint scale.
+SCALES: dict[str, dict[str, Any]] = {
+    "small": {
+        "replicas": 1,
+        "autoscaling": False,
+        "min": 1,
+        "max": 2,
+        "cpu": 80,
+        "cpu_request": "100m",
+        "memory": "256Mi",
+    },
+    "medium": {
+        "replicas": 2,
+        "autoscaling": True,
+        "min": 2,
+        "max": 6,
+        "cpu": 70,
+        "cpu_request": "250m",
+        "memory": "512Mi",
+    },
+    "large": {
+        "replicas": 3,
+        "autoscaling": True,
+        "min": 3,
+        "max": 20,
+        "cpu": 60,
+        "cpu_request": "500m",
+        "memory": "1Gi",
+    },
+}
+_SCALE_NOTES = {
+    "small": "one replica, no autoscaling",
+    "medium": "two replicas, autoscaling to six on CPU",
+    "large": "three replicas, autoscaling to twenty on CPU",
+}
+#: Plans of the generated billing module per monetization (price in cents a month,
+#: records a tenant may create a month; -1 is no cap). The first is the default.
+PLANS: dict[str, dict[str, dict[str, int]]] = {
+    "subscription": {
+        "starter": {"price_monthly": 1900, "records_per_month": 1000},
+        "business": {"price_monthly": 9900, "records_per_month": -1},
+    },
+    "freemium": {
+        "free": {"price_monthly": 0, "records_per_month": 200},
+        "pro": {"price_monthly": 2900, "records_per_month": -1},
+    },
+    "transaction_fee": {
+        "standard": {"price_monthly": 0, "records_per_month": -1},
+    },
+}
+FEE_BPS = 250
+#: Files rendered only when the blueprint asks for their module.
+_ONLY = {
+    "app/phi.py": "hipaa",
+    "tests/test_phi.py": "hipaa",
+    "app/features.py": "feats",
+    "tests/test_features.py": "feats",
+    "app/approvals.py": "approvals_on",
+    "tests/test_approvals.py": "approvals_on",
+    "app/billing.py": "billing_on",
+    "tests/test_billing.py": "billing_on",
+}
 
 _PYTYPE = {
     "str": "Short",
@@ -104,9 +181,9 @@ def _templates(root: Traversable, prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
-def pins() -> list[tuple[str, str]]:
+def pins(extra: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     found = []
-    for name in PINNED:
+    for name in (*PINNED, *extra):
         try:
             found.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
@@ -131,7 +208,7 @@ def render(bp: Blueprint) -> dict[str, bytes]:
     """Every file of the project (path → content), deterministic for one blueprint."""
     entities = _complete(bp)
     plural_of = {e.name: plural(snake(e.name)) for e in entities}
-    view = []
+    view: list[dict[str, Any]] = []
     test_entities: dict[str, Any] = {}
     email_fields: dict[str, list[str]] = {}
     protected: dict[str, list[str]] = {}
@@ -164,6 +241,43 @@ def render(bp: Blueprint) -> dict[str, bytes]:
             email_case = [p, email_fields[p][0]]
     writers = [r for r in bp.roles[:2]] if len(bp.roles) > 2 else bp.roles[:1]
     protected_plural = next((p for p, fs in protected.items() if fs), None)
+    feats = [f for f in GENERATED_FEATURES if f in bp.features]
+    refund_case = next(
+        (
+            [plural_of[e.name], f.name]
+            for e in entities
+            for f in e.fields
+            if f.type == "money" and f.required and not f.protected
+        ),
+        None,
+    )
+    if refund_case is None and "refunds" in feats:
+        feats.remove("refunds")
+    search_case = None
+    for e, v in zip(entities, view, strict=True):
+        searchable = tuple(
+            f.name for f in e.fields if f.type in ("str", "text") and not f.protected
+        )
+        v["search"] = searchable if "search" in feats else ()
+        if searchable and search_case is None:
+            search_case = [v["plural"], searchable[0]]
+    if "waitlists" in feats:
+        email_fields = {**email_fields, "waitlists": ["email"]}
+    approval_case = next(
+        (
+            [plural_of[e.name], f.name, _PATCH[f.type]]
+            for e in entities
+            for f in e.fields
+            if f.type in _PATCH and not f.protected
+        ),
+        None,
+    )
+    approvals_on = bool(approval_case) and ("approvals" in feats or "sox" in bp.regulations)
+    if "approvals" in feats and not approvals_on:
+        feats.remove("approvals")
+    feats_code = [f for f in feats if f not in ("search", "approvals")]
+    hipaa = "hipaa" in bp.regulations
+    billing_on = bp.monetization in PLANS
     env = jinja2.Environment(
         trim_blocks=True,
         lstrip_blocks=True,
@@ -172,7 +286,7 @@ def render(bp: Blueprint) -> dict[str, bytes]:
         autoescape=False,  # noqa: S701 - renders Python, Markdown and Makefiles, not HTML
     )
     env.filters["py"] = repr  # Python literals in .py templates (True, None, ...)
-    ctx = {
+    ctx: dict[str, Any] = {
         "bp": bp,
         "entities": view,
         "writers": writers,
@@ -182,11 +296,32 @@ def render(bp: Blueprint) -> dict[str, bytes]:
         "protected_plural": protected_plural,
         "ref_case": ref_case,
         "email_case": email_case,
-        "pins": pins(),
+        "pins": pins(PINNED_HIPAA if hipaa else ()),
         "pack_version": pack().version,
+        "feats": feats_code,
+        "generated_features": feats,
+        "primary": view[0]["plural"],
+        "refund_case": refund_case,
+        "search_case": search_case,
+        "approval_case": approval_case,
+        "approvals_on": approvals_on,
+        "export_columns": {
+            v["plural"]: [f["name"] for f in v["fields"] if not f["protected"]] for v in view
+        },
+        "hipaa": hipaa,
+        "phi_roles": writers,
+        "billing_on": billing_on,
+        "plans": PLANS.get(bp.monetization, {}),
+        "fee_bps": FEE_BPS,
+        "scale": SCALES[bp.scale],
+        "scale_note": _SCALE_NOTES[bp.scale],
+        "charts": ["chart"],
     }
+    ctx["email_fields"] = email_fields
     files: dict[str, bytes] = {}
     for path, source in _templates(_root()):
+        if path in _ONLY and not ctx[_ONLY[path]]:
+            continue
         name = ".gitignore" if path == "gitignore" else path
         files[name] = env.from_string(source).render(ctx).encode("utf-8")
     return files

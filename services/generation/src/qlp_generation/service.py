@@ -22,6 +22,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from qlp.generation.v1 import events_pb2 as gev
 from qlp.generation.v1 import types_pb2 as gt
+from qlp.usage.v1 import events_pb2 as upb
+from qlp_contracts import topics
 from qlp_generation import gate as G
 from qlp_generation.blueprint import Blueprint, Tier, extract, library
 from qlp_generation.render import pack, render
@@ -47,10 +49,53 @@ class Invalid(ValueError):
     pass
 
 
+#: Billing's rejection reasons (QuotaRejectionReason) → (HTTP status, problem type).
+#: The period's cap reached is 429 (it comes back next period, or sooner on a larger
+#: plan); a plan that does not include generations, no subscription or a suspended org
+#: is 402 (only paying / upgrading helps).
+QUOTA_ANSWERS: dict[str, tuple[int, str]] = {
+    "exceeded": (429, "quota-exceeded"),
+    "meter_not_in_plan": (402, "plan-upgrade-required"),
+    "no_subscription": (402, "plan-upgrade-required"),
+    "org_suspended": (402, "payment-required"),
+    "unspecified": (402, "plan-upgrade-required"),
+}
+UPGRADE_HINT = (
+    'upgrade the plan with PUT /v1/billing/subscription {"plan": "starter"} '
+    "(plans: GET /v1/billing/plans)"
+)
+
+
 class QuotaRefused(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
         self.reason = reason
+        self.status, self.type = QUOTA_ANSWERS.get(reason, QUOTA_ANSWERS["unspecified"])
+        self.detail = detail or reason
+
+
+def quota_detail(reason: str, tier: str, limit: int, remaining: int) -> str:
+    """What billing's rejection means for the caller, and what to do about it."""
+    meter = f"generations.{tier.lower()}"
+    if reason == "exceeded":
+        return (
+            f"the organization's generation quota for this period is used up "
+            f"({limit} included, {remaining} left; this {tier} generation meters {meter}); "
+            f"it renews with the next billing period, or {UPGRADE_HINT}"
+        )
+    if reason == "org_suspended":
+        return f"the organization is suspended: pay the open invoices (GET /v1/billing/invoices), then retry ({meter})"
+    return f"the organization's plan does not include {tier} generations ({meter}); {UPGRADE_HINT}"
+
+
+_REASONS = {
+    "quality_gate_failed": gt.GENERATION_FAILURE_REASON_QUALITY_GATE_FAILED,
+    "build_error": gt.GENERATION_FAILURE_REASON_INTERNAL,
+}
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:900]
 
 
 def _ts(when: datetime) -> Timestamp:
@@ -194,12 +239,23 @@ class Generation:
             job = await self.store.job(org_id, gen_id)
             assert job is not None
             if job["stage"] != "quota" or job["status"] == "failed" or time.monotonic() >= deadline:
-                if job.get("failure", {}).get("reason") == "quota_rejected":
-                    raise QuotaRefused(str(job["failure"].get("detail", "exceeded")))
+                failure = job.get("failure") or {}
+                if failure.get("reason") == "quota_rejected":
+                    raise QuotaRefused(
+                        str(failure.get("code", "exceeded")), str(failure.get("detail", ""))
+                    )
                 return job
             await asyncio.sleep(0.05)
 
-    async def on_quota(self, org_id: str, gen_id: str, reserved: bool, why: str = "") -> None:
+    async def on_quota(
+        self,
+        org_id: str,
+        gen_id: str,
+        reserved: bool,
+        why: str = "exceeded",
+        limit: int = 0,
+        remaining: int = 0,
+    ) -> None:
         """Billing's answer: reserved → the build is queued for a worker; rejected → the
         job ends (nothing was built, nothing to release)."""
         job = await self.store.job(org_id, gen_id)
@@ -223,7 +279,12 @@ class Generation:
                     "status": "failed",
                     "stage": "quota",
                     "updated_at": now,
-                    "failure": {"reason": "quota_rejected", "detail": why},
+                    "failure": {
+                        "reason": "quota_rejected",
+                        "code": why,
+                        "status": QuotaRefused(why).status,
+                        "detail": quota_detail(why, job["tier"], limit, remaining),
+                    },
                 },
             )
         self._notify(gen_id)
@@ -265,25 +326,41 @@ class Generation:
         # (another took the job over) changes nothing
         mine = {"status": "running", "attempts": int(claimed["attempts"])}
         job = claimed
-        bp = Blueprint.model_validate(job["blueprint"])
-        files = render(bp)
+        # A render or gate that raises (a bug, a template that does not fit the
+        # blueprint, a gate that could not start) ends the job as failed with its reason,
+        # which releases the reservation: never a job left running or retried forever.
+        # Database errors around it are not caught: the consumer retries those.
+        try:
+            bp = Blueprint.model_validate(job["blueprint"])
+            files = await self.render_files(bp)
+        except Exception as exc:
+            await self._fail(job, mine, "build_error", f"render: {_describe(exc)}", None)
+            return
         await self._progress_to(org_id, gen_id, mine, "gate", 40)
-        report = (
-            await G.gate(
-                files,
-                G.Limits(
-                    self.settings.gate_cpu_s,
-                    self.settings.gate_memory_mb,
-                    self.settings.gate_wall_s,
-                ),
-            )
-        ).as_dict()
+        try:
+            report = (
+                await G.gate(
+                    files,
+                    G.Limits(
+                        self.settings.gate_cpu_s,
+                        self.settings.gate_memory_mb,
+                        self.settings.gate_wall_s,
+                    ),
+                )
+            ).as_dict()
+        except Exception as exc:
+            await self._fail(job, mine, "build_error", f"gate: {_describe(exc)}", None)
+            return
         await self.store.record_outcome(bp.pattern_id, gen_id, "gate_runs")
         if report["passed"]:
             await self.store.record_outcome(bp.pattern_id, gen_id, "gate_passed")
             await self._complete(job, mine, bp, files, report)
         else:
             await self._fail(job, mine, "quality_gate_failed", str(report["failure"]), report)
+
+    async def render_files(self, bp: Blueprint) -> dict[str, bytes]:
+        """The project's files (a seam: tests make it raise)."""
+        return render(bp)
 
     async def _progress_to(
         self, org_id: str, gen_id: str, mine: Doc, stage_: str, pct: int
@@ -353,6 +430,26 @@ class Generation:
             org_id,
             job["project_id"],
         )
+        usage = upb.UsageRecorded(
+            org_id=org_id,
+            meter=f"generations.{str(job['tier']).lower()}",
+            quantity=1,
+            occurred_at=_ts(now),
+            subject_id=gen_id,
+        )
+        usage.attributes["tier"] = str(job["tier"])
+        usage.attributes["pattern_id"] = bp.pattern_id
+        # one usage per generation: the event id is derived from the job, so a
+        # redelivered completion is counted once by billing
+        metered = stage(
+            usage,
+            org_id=org_id,
+            key=org_id,
+            source=SOURCE,
+            topic=topics.USAGE.name,
+            time_=now,
+            event_id="use_" + gen_id.removeprefix("gen_"),
+        )
         await self.store.transition(
             org_id,
             gen_id,
@@ -365,7 +462,7 @@ class Generation:
                 "gate": report,
                 "updated_at": now,
             },
-            [done, created],
+            [done, created, metered],
         )
         self._notify(gen_id)
 
@@ -381,9 +478,7 @@ class Generation:
                 project_id=job["project_id"],
                 tier=TIERS[job["tier"]],
                 reservation_id=job.get("reservation_id", ""),
-                reason=gt.GENERATION_FAILURE_REASON_QUALITY_GATE_FAILED
-                if reason == "quality_gate_failed"
-                else gt.GENERATION_FAILURE_REASON_INTERNAL,
+                reason=_REASONS.get(reason, gt.GENERATION_FAILURE_REASON_INTERNAL),
                 message=detail[:1000],
                 retryable=False,
                 quality=_quality(report or {}),
