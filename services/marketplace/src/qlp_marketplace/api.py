@@ -15,10 +15,10 @@ from fastapi.responses import JSONResponse
 from qlp_kit import permissions as perm
 from qlp_kit.app import Ctx
 from qlp_kit.auth import Principal
-from qlp_kit.mongo import as_utc
 from qlp_kit.openapi_docs import problems
 from qlp_kit.permissions import require
 from qlp_kit.problems import Problem
+from qlp_marketplace import rules as R
 from qlp_marketplace import schemas as M
 from qlp_marketplace import service as S
 from qlp_marketplace.search import BadCursor, SearchQuery
@@ -106,7 +106,7 @@ def purchase_out(p: dict[str, Any], refund_days: int = 14) -> M.PurchaseOut:
     fee = int(p["platform_fee_bps"])
     paid = p.get("paid_at")
     deadline = (
-        as_utc(paid) + timedelta(days=refund_days)
+        R.when(paid) + timedelta(days=refund_days)
         if paid and p["status"] == "paid" and int(p["price"]["amount"])
         else None
     )

@@ -57,10 +57,10 @@ BY_PURCHASE = f"{CROSS_TENANT}: the sale of a purchase belongs to the seller's o
 INDEXER = f"{CROSS_TENANT}: the search read model holds every org's published listings"
 
 INDEXES = [
-    IndexSpec(LISTINGS, (("org_id", ASCENDING), ("_id", ASCENDING))),
+    IndexSpec(LISTINGS, (("org_id", ASCENDING), ("status", ASCENDING))),
     IndexSpec(LISTINGS, (("status", ASCENDING), ("seq", ASCENDING))),
     IndexSpec(VERSIONS, (("listing_id", ASCENDING), ("created_at", ASCENDING))),
-    IndexSpec(PURCHASES, (("org_id", ASCENDING), ("_id", ASCENDING))),
+    IndexSpec(PURCHASES, (("org_id", ASCENDING), ("status", ASCENDING))),
     IndexSpec(PURCHASES, (("active_key", ASCENDING),), unique=True, sparse=True),
     IndexSpec(PURCHASES, (("idem", ASCENDING),), unique=True, sparse=True),
     IndexSpec(SALES, (("org_id", ASCENDING), ("listing_id", ASCENDING))),
@@ -224,12 +224,21 @@ class Store:
 
     async def upsert_review(
         self, org_id: str, listing_id: str, set_: Doc, on_insert: Doc
-    ) -> Doc | None:
-        return await self.t(REVIEWS, org_id).find_one_and_update(
-            {"listing_id": listing_id},
-            {"$set": set_, "$setOnInsert": on_insert},
-            upsert=True,
-        )
+    ) -> tuple[Doc | None, bool]:
+        """The org's one review of the listing, created or changed: (review, created).
+        The unique (listing, org) index makes a concurrent second insert an update."""
+        coll = self.t(REVIEWS, org_id)
+        created = False
+        if await coll.find_one({"listing_id": listing_id}) is None:
+            try:
+                await coll.insert_one({**on_insert, "listing_id": listing_id, **set_})
+                created = True
+            except DuplicateKeyError:
+                pass
+        if created:
+            return await coll.find_one({"listing_id": listing_id}), True
+        got = await coll.find_one_and_update({"listing_id": listing_id}, {"$set": set_})
+        return got, False
 
     async def review_stats(self, listing_id: str) -> tuple[int, int]:
         total = count = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from qlp_kit.money import Money
@@ -164,8 +164,18 @@ def rating_milli(total_stars: int, count: int) -> int:
     return round(bayesian(total_stars, count) * 1000)
 
 
-def refundable(paid_at: datetime, now: datetime) -> bool:
-    return now - paid_at <= REFUND_WINDOW
+def when(value: Any) -> datetime:
+    """A stored time as an aware datetime (the embedded database may hand back ISO
+    strings for times written by an update)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a time: {value!r}")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def refundable(paid_at: Any, now: datetime, window: timedelta = REFUND_WINDOW) -> bool:
+    return now - when(paid_at) <= window
 
 
 def visible_to(listing: Mapping[str, Any], org_id: str) -> bool:

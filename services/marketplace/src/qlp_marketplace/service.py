@@ -16,7 +16,6 @@ import structlog
 from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
 from qlp_kit.money import Money
-from qlp_kit.mongo import as_utc
 from qlp_kit.outbox import Staged
 from qlp_marketplace import events as E
 from qlp_marketplace import rules as R
@@ -512,7 +511,7 @@ class Marketplace:
             raise Conflict("a free listing has nothing to refund")
         now = self.clock()
         window = timedelta(days=self.settings.refund_window_days)
-        if now - as_utc(p["paid_at"]) > window:
+        if not R.refundable(p["paid_at"], now, window):
             raise Conflict(
                 f"the refund window ({self.settings.refund_window_days} days after payment) has closed"
             )
@@ -624,7 +623,7 @@ class Marketplace:
             raise Invalid("rating is 1 to 5 stars")
         now = self.clock()
         rid = new_id("rev")
-        review = await self.store.upsert_review(
+        review, created = await self.store.upsert_review(
             who.org_id,
             listing_id,
             {
@@ -639,7 +638,6 @@ class Marketplace:
         )
         if review is None:
             raise Conflict("the review could not be stored; try again")
-        created = review["_id"] == rid
         await self._rerate(listing, who, review, now)
         return review, created
 
