@@ -1,0 +1,423 @@
+"""Provider dashboard, generations, marketplace, admin views, and the console's 404."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from qlp_console import format as fmt
+from qlp_console.client import ApiError
+from qlp_console.web import (
+    current_session,
+    flash,
+    page,
+    redirect,
+    render,
+    signed_in,
+    verified_form,
+)
+from qlp_kit.permissions import public
+
+router = APIRouter(include_in_schema=False, dependencies=[public()])
+
+
+# -- provider ------------------------------------------------------------------------
+
+
+@router.get("/app/provider")
+@page
+async def provider(request: Request) -> Response:
+    s = await signed_in(request)
+    data, problem = await s.api.maybe("/v1/providers", limit=100)
+    machines = (data or {}).get("items", [])
+    earnings = await asyncio.gather(
+        *(s.api.maybe(f"/v1/providers/{m['id']}/earnings") for m in machines)
+    )
+    for m, (e, _) in zip(machines, earnings, strict=True):
+        m["earnings"] = e
+    payouts, _ = await s.api.maybe("/v1/billing/payouts", limit=20)
+    bal, _ = await s.api.maybe("/v1/billing/balance")
+    totals = {
+        "jobs": sum((m["earnings"] or {}).get("jobs", 0) for m in machines),
+        "gpu_minutes": sum((m["earnings"] or {}).get("gpu_minutes", 0) for m in machines),
+        "net": {
+            "amount": sum(
+                ((m["earnings"] or {}).get("net") or {}).get("amount", 0) for m in machines
+            ),
+            "currency": "USD",
+        },
+        "gross": {
+            "amount": sum(
+                ((m["earnings"] or {}).get("gross") or {}).get("amount", 0) for m in machines
+            ),
+            "currency": "USD",
+        },
+    }
+    return render(
+        request,
+        "provider.html",
+        s,
+        title="Provider dashboard",
+        machines=machines,
+        problem=problem.words if problem else None,
+        totals=totals,
+        payouts=(payouts or {}).get("items", []),
+        bal=bal,
+        agent_key=None,
+        gateway=_public_base(request),
+    )
+
+
+def _public_base(request: Request) -> str:
+    host = (
+        request.headers.get("x-forwarded-host") or request.headers.get("host") or "127.0.0.1:8080"
+    )
+    proto = request.headers.get("x-forwarded-proto") or request.url.scheme
+    return f"{proto}://{host}"
+
+
+@router.post("/app/provider/agent-key")
+@page
+async def agent_key(request: Request) -> Response:
+    """Mint a ``provider:agent`` key and show how to start the agent with it."""
+    s = await signed_in(request)
+    form = await verified_form(request, s)
+    key = await s.api.post(
+        "/v1/api-keys",
+        {"name": str(form.get("name") or "provider agent")[:100], "scopes": ["provider:agent"]},
+        idempotent=True,
+    )
+    data, _ = await s.api.maybe("/v1/providers", limit=100)
+    return render(
+        request,
+        "provider.html",
+        s,
+        title="Provider dashboard",
+        machines=(data or {}).get("items", []),
+        problem=None,
+        payouts=[],
+        bal=None,
+        totals=None,
+        agent_key=key,
+        gateway=_public_base(request),
+        status=201,
+    )
+
+
+@router.post("/app/provider/payouts")
+@page
+async def request_payout(request: Request) -> Response:
+    s = await signed_in(request)
+    await verified_form(request, s)
+    out = await s.api.post("/v1/billing/payouts", {"kind": "provider"}, idempotent=True)
+    await flash(s, request, f"Payout of {fmt.money(out.get('amount'))} requested.")
+    return redirect("/app/provider")
+
+
+# -- generations ---------------------------------------------------------------------
+
+
+@router.get("/app/generations")
+@page
+async def generations(request: Request) -> Response:
+    s = await signed_in(request)
+    data, problem = await s.api.maybe("/v1/projects", limit=50)
+    return render(
+        request,
+        "generations.html",
+        s,
+        title="Generations",
+        projects=(data or {}).get("items", []),
+        problem=problem.words if problem else None,
+        idem=uuid.uuid4().hex,
+    )
+
+
+@router.post("/app/generations")
+@page
+async def generate(request: Request) -> Response:
+    s = await signed_in(request)
+    form = await verified_form(request, s)
+    body: dict[str, Any] = {
+        "prompt": str(form.get("prompt") or "").strip(),
+        "tier": str(form.get("tier") or "T1"),
+    }
+    try:
+        gen = await s.api.post("/v1/generations", body, idempotent=str(form.get("idem") or True))
+    except ApiError as err:
+        data, _ = await s.api.maybe("/v1/projects", limit=50)
+        return render(
+            request,
+            "generations.html",
+            s,
+            title="Generations",
+            projects=(data or {}).get("items", []),
+            problem=err.words,
+            idem=uuid.uuid4().hex,
+            status=err.status,
+        )
+    return redirect(f"/app/generations/{gen['id']}")
+
+
+@router.get("/app/generations/{gen_id}")
+@page
+async def generation(request: Request, gen_id: str) -> Response:
+    s = await signed_in(request)
+    gen = await s.api.get(f"/v1/generations/{gen_id}")
+    return render(
+        request,
+        "generation.html",
+        s,
+        title=f"Generation {gen_id}",
+        gen=gen,
+        done=gen["status"] in ("succeeded", "completed", "failed", "canceled"),
+    )
+
+
+@router.get("/app/projects/{project_id}")
+@page
+async def project(request: Request, project_id: str) -> Response:
+    s = await signed_in(request)
+    versions = await s.api.get(f"/v1/projects/{project_id}/versions")
+    items = versions["items"]
+    diff = None
+    a, b = request.query_params.get("from"), request.query_params.get("to")
+    if a and b:
+        diff, err = await s.api.maybe(f"/v1/projects/{project_id}/diff", **{"from": a, "to": b})
+        if err:
+            diff = {"problem": err.words}
+    return render(
+        request,
+        "project.html",
+        s,
+        title=f"Project {project_id}",
+        project_id=project_id,
+        versions=items,
+        diff=diff,
+        a=a,
+        b=b,
+    )
+
+
+@router.post("/app/projects/{project_id}/versions/{version_id}/{action}")
+@page
+async def version_action(
+    request: Request, project_id: str, version_id: str, action: str
+) -> Response:
+    s = await signed_in(request)
+    await verified_form(request, s)
+    if action not in ("branch", "restore"):
+        raise ApiError(404, {"title": "Not found", "detail": f"no action {action}"})
+    out = await s.api.post(
+        f"/v1/projects/{project_id}/versions/{version_id}/{action}", {}, idempotent=True
+    )
+    await flash(s, request, f"{action.capitalize()} done.")
+    target = (out or {}).get("project_id") or project_id
+    return redirect(f"/app/projects/{target}")
+
+
+@router.get("/app/projects/{project_id}/versions/{version_id}/archive")
+@page
+async def archive(request: Request, project_id: str, version_id: str) -> Response:
+    """The version as a zip, fetched with the session's token and passed on."""
+    s = await signed_in(request)
+    fmt_ = "tar.gz" if request.query_params.get("format") == "tar.gz" else "zip"
+    resp = await s.api.request(
+        "GET",
+        f"/v1/projects/{project_id}/versions/{version_id}/archive",
+        params={"format": fmt_},
+        raw=True,
+    )
+    out = Response(resp.content, media_type=resp.headers.get("content-type", "application/zip"))
+    out.headers["Content-Disposition"] = resp.headers.get(
+        "content-disposition", f'attachment; filename="{version_id}.{fmt_}"'
+    )
+    return out
+
+
+# -- marketplace ---------------------------------------------------------------------
+
+
+def _unavailable(err: ApiError | None) -> bool:
+    return err is not None and err.status in (404, 502, 503, 504)
+
+
+@router.get("/app/marketplace")
+@page
+async def marketplace(request: Request) -> Response:
+    s = await signed_in(request)
+    keys = (
+        "q",
+        "kind",
+        "category",
+        "tags",
+        "min_price",
+        "max_price",
+        "min_rating",
+        "license",
+        "sort",
+    )
+    q = {k: request.query_params.get(k) or None for k in keys}
+    data, err = await s.api.maybe("/v1/marketplace/search", limit=24, **q)
+    return render(
+        request,
+        "marketplace.html",
+        s,
+        title="Marketplace",
+        q=q,
+        results=(data or {}).get("items", []),
+        facets=(data or {}).get("facets") or {},
+        unavailable=_unavailable(err),
+        problem=err.words if err and not _unavailable(err) else None,
+    )
+
+
+@router.get("/app/marketplace/listings/{listing_id}")
+@page
+async def listing(request: Request, listing_id: str) -> Response:
+    s = await signed_in(request)
+    item, err = await s.api.maybe(f"/v1/marketplace/listings/{listing_id}")
+    if err and err.status == 404 and item is None:
+        _probe, probe_err = await s.api.maybe("/v1/marketplace/search", limit=1)
+        if probe_err is None:
+            raise err
+        err = probe_err
+    if err and not _unavailable(err):
+        raise err
+    reviews, _ = (
+        (await s.api.maybe(f"/v1/marketplace/listings/{listing_id}/reviews"))
+        if item
+        else (None, None)
+    )
+    return render(
+        request,
+        "listing.html",
+        s,
+        title="Listing",
+        item=item,
+        reviews=(reviews or {}).get("items", []),
+        unavailable=item is None,
+    )
+
+
+@router.post("/app/marketplace/listings/{listing_id}/buy")
+@page
+async def buy(request: Request, listing_id: str) -> Response:
+    s = await signed_in(request)
+    await verified_form(request, s)
+    await s.api.post("/v1/marketplace/purchases", {"listing_id": listing_id}, idempotent=True)
+    await flash(s, request, "Purchased. Download it from the listing page.")
+    return redirect(f"/app/marketplace/listings/{listing_id}")
+
+
+@router.post("/app/marketplace/listings/{listing_id}/reviews")
+@page
+async def review(request: Request, listing_id: str) -> Response:
+    s = await signed_in(request)
+    form = await verified_form(request, s)
+    try:
+        rating = int(str(form.get("rating") or "0"))
+    except ValueError:
+        rating = 0
+    await s.api.post(
+        f"/v1/marketplace/listings/{listing_id}/reviews",
+        {"rating": rating, "text": str(form.get("text") or "")[:2000]},
+    )
+    await flash(s, request, "Thanks for the review.")
+    return redirect(f"/app/marketplace/listings/{listing_id}")
+
+
+@router.get("/app/marketplace/creator")
+@page
+async def creator(request: Request) -> Response:
+    s = await signed_in(request)
+    earnings, err = await s.api.maybe("/v1/marketplace/creator/earnings")
+    listings, _ = await s.api.maybe("/v1/marketplace/listings", limit=50, mine="true")
+    return render(
+        request,
+        "creator.html",
+        s,
+        title="Creator dashboard",
+        earnings=earnings,
+        listings=(listings or {}).get("items", []),
+        unavailable=_unavailable(err),
+        problem=err.words if err and not _unavailable(err) else None,
+    )
+
+
+# -- admin ---------------------------------------------------------------------------
+
+
+@router.get("/app/admin")
+@page
+async def admin(request: Request) -> Response:
+    """Platform operators only: the API answers 403 to everyone else, and so does this page."""
+    s = await signed_in(request)
+    metrics, err = await s.api.maybe(
+        "/v1/billing/admin/metrics", period=request.query_params.get("period")
+    )
+    if err is not None and err.status in (401, 403):
+        return render(
+            request,
+            "error.html",
+            s,
+            status=403,
+            problem=fmt.problem_words(
+                403,
+                {
+                    "title": "Platform admins only",
+                    "detail": "the admin views need the platform_admin role, which no organization role grants",
+                },
+            ),
+        )
+    ledger, ledger_err = await s.api.maybe("/v1/billing/admin/ledger/check")
+    return render(
+        request,
+        "admin.html",
+        s,
+        title="Admin",
+        metrics=metrics,
+        problem=err.words if err else None,
+        ledger=ledger,
+        ledger_problem=ledger_err.words if ledger_err else None,
+        flat=_flat,
+    )
+
+
+def _flat(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """A nested metrics document as (dotted key, value) rows."""
+    rows: list[tuple[str, Any]] = []
+    if isinstance(d, dict):
+        if set(d) == {"amount", "currency"}:
+            return [(prefix, fmt.money(d))]
+        for k, v in d.items():
+            rows += _flat(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(d, list) and d and all(isinstance(x, dict) for x in d):
+        for i, v in enumerate(d):
+            rows += _flat(v, f"{prefix}[{i}]")
+    else:
+        rows.append((prefix, d))
+    return rows
+
+
+# -- everything else -----------------------------------------------------------------
+
+
+@router.get("/app/{rest:path}")
+@page
+async def not_found(request: Request, rest: str) -> Response:
+    sess = await current_session(request)
+    return render(
+        request,
+        "error.html",
+        sess,
+        status=404,
+        problem=fmt.problem_words(
+            404, {"title": "Page not found", "detail": f"there is no console page at /app/{rest}"}
+        ),
+    )

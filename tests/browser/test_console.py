@@ -1,0 +1,308 @@
+"""The web console in a real browser (Debian's Chromium, headless) against the whole
+platform started by the test harness: the journeys a customer, a GPU consumer and a
+provider take, tenant isolation, the security properties of the session and forms,
+and axe-core on every page."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qlp_testing.flows import eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+async def _text(person: Any, selector: str) -> str:
+    return str(await person.page.locator(selector).first.inner_text())
+
+
+async def _top_up(person: Any, amount: str) -> None:
+    await person.goto("/app/billing/credits")
+    await person.page.fill("#amount", amount)
+    await person.page.click("form[action='/app/billing/credits'] button[type=submit]")
+    await person.page.wait_for_selector(".flash.ok")
+    assert f"Added ${amount}" in await _text(person, ".flash.ok")
+
+
+async def test_sign_up_upgrade_and_api_key(person_factory: Any) -> None:
+    ann = await person_factory("ann")
+    await ann.signup("Ann Corp")
+    assert "Welcome" in await ann.page.content()
+    await ann.check("overview")
+
+    await _top_up(ann, "150.00")
+    await ann.check("credits")
+
+    # plans: compare, preview the proration, confirm
+    await ann.goto("/app/billing/plans")
+    await ann.check("plans")
+    await ann.page.click("text=Switch to Starter")
+    confirm = ann.page.locator("#preview button[type=submit]")
+    await confirm.wait_for()
+    assert await confirm.inner_text() == "Confirm change to starter"
+    preview = await _text(ann, "#preview")
+    assert "Due now" in preview and "$" in preview
+    await ann.check("plan-preview")
+    await confirm.click()
+    await ann.page.wait_for_selector(".flash.ok")
+    assert "starter" in (await _text(ann, ".flash.ok")).lower()
+    assert "You are on Starter" in await _text(ann, "main")
+
+    # an API key: the secret once, with a copy button; never again
+    await ann.goto("/app/api-keys")
+    await ann.check("api-keys")
+    await ann.page.fill("#key-name", "ci pipeline")
+    await ann.page.check("input[value='gpu:jobs']")
+    await ann.page.click("form[action='/app/api-keys'] button[type=submit]")
+    secret = (await _text(ann, "#new-key")).strip()
+    assert len(secret) > 20
+    assert await ann.page.locator("button[data-copy=new-key]").count() == 1
+    await ann.check("api-key-created")
+    await ann.goto("/app/api-keys")
+    assert secret not in await ann.page.content()
+    assert "ci pipeline" in await _text(ann, "table")
+
+    # invitations: the code shown to the inviter
+    await ann.goto("/app/members")
+    await ann.page.fill("#inv-email", "colleague@example.com")
+    await ann.page.click("form[action='/app/members/invite'] button[type=submit]")
+    assert len((await _text(ann, "#invite-code")).strip()) > 10
+    await ann.check("members-invited")
+
+    # every other page renders, says what is empty, and passes axe
+    for path, label in [
+        ("/app/audit", "audit"),
+        ("/app/billing/usage", "usage"),
+        ("/app/billing/invoices", "invoices"),
+        ("/app/billing/invoices/upcoming", "invoice-upcoming"),
+        ("/app/gpu/offers", "offers"),
+        ("/app/gpu/launch", "launch"),
+        ("/app/gpu/instances", "instances-empty"),
+        ("/app/provider", "provider-empty"),
+        ("/app/generations", "generations"),
+        ("/app/marketplace", "marketplace"),
+        ("/app/marketplace/creator", "creator"),
+    ]:
+        resp = await ann.goto(path)
+        assert resp.status == 200, (path, resp.status)
+        await ann.check(label)
+    resp = await ann.goto("/app/admin")
+    assert resp.status == 403 and "Platform admins only" in await _text(ann, "main")
+    await ann.check("admin-refused")
+    resp = await ann.goto("/app/no-such-page")
+    assert resp.status == 404
+    await ann.check("not-found")
+    audit = await ann.goto("/app/audit")
+    assert audit.status == 200
+    assert "api_key" in (await _text(ann, "table")).lower()
+
+
+async def test_login_page_and_problems_in_words(person_factory: Any) -> None:
+    visitor = await person_factory("visitor")
+    resp = await visitor.goto("/app/billing/plans")
+    assert visitor.page.url.endswith("/login?next=%2Fapp%2Fbilling%2Fplans")
+    assert resp.status == 200
+    await visitor.check("login")
+    await visitor.page.fill("#email", "nobody@example.com")
+    await visitor.page.fill("#password", "wrong password, clearly")
+    await visitor.page.click("form button[type=submit]")
+    problem = await _text(visitor, ".problem")
+    assert (
+        "sign" in problem.lower()
+        or "password" in problem.lower()
+        or "credentials" in problem.lower()
+    )
+    await visitor.check("login-failed")
+    await visitor.goto("/signup")
+    await visitor.check("signup")
+    await visitor.goto("/invite")
+    await visitor.check("invite")
+
+
+async def test_session_cookie_csrf_cross_site_and_logout(person_factory: Any, console: str) -> None:
+    bob = await person_factory("bob")
+    await bob.signup("Bob Ltd")
+    resp = await bob.goto("/app/billing/credits")
+    headers = resp.headers
+    csp = headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert headers["cache-control"] == "no-store"
+    html = await bob.page.content()
+    assert "eyJ" not in html  # no JWT anywhere in the page
+
+    cookies = {c["name"]: c for c in await bob.ctx.cookies()}
+    session = cookies["qlp_session"]
+    assert session["httpOnly"] is True
+    assert session["sameSite"] == "Lax"
+    assert session["secure"] is False  # plain http here; Secure under https (unit tested)
+    assert session["path"] == "/"
+    assert "eyJ" not in session["value"]  # an opaque id, not the token
+
+    token = await bob.csrf()
+    url = console + "/app/billing/credits"
+    # no CSRF token: refused
+    r = await bob.page.request.post(url, form={"amount": "5.00"}, max_redirects=0)
+    assert r.status == 403
+    # a wrong one: refused
+    r = await bob.page.request.post(url, form={"amount": "5.00", "csrf_token": "x" * 43})
+    assert r.status == 403
+    # the right token, sent from another site: refused
+    r = await bob.page.request.post(
+        url,
+        form={"amount": "5.00", "csrf_token": token},
+        headers={"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+    )
+    assert r.status == 403
+
+    # a real cross-site form post from another origin, in the same browser: the
+    # SameSite cookie is not sent and the console does nothing
+    evil = await bob.ctx.new_page()
+
+    async def serve_evil(route: Any) -> None:
+        await route.fulfill(
+            content_type="text/html",
+            body=(
+                f"<form method=post action='{url}'><input name=amount value='5.00'>"
+                f"<input name=csrf_token value='{token}'></form>"
+                "<script>document.forms[0].submit()</script>"
+            ),
+        )
+
+    await evil.route("http://evil.test/**", serve_evil)
+    async with evil.expect_navigation(url=lambda u: u.startswith(console)):
+        await evil.goto("http://evil.test/attack")
+    assert "/app/billing/credits" not in evil.url or "Added" not in await evil.content()
+    await evil.close()
+    await bob.goto("/app/billing/credits")
+    assert "$0.00" in await _text(bob, ".cards article .big")  # nothing was added
+
+    # logout ends the session on the server: the old cookie no longer works
+    await bob.page.click("form[action='/logout'] button[type=submit]")
+    await bob.page.wait_for_url("**/login")
+    assert "qlp_session" not in {c["name"] for c in await bob.ctx.cookies()}
+    replay = await person_factory("bob-replay")
+    await replay.ctx.add_cookies([{k: session[k] for k in ("name", "value", "domain", "path")}])
+    await replay.goto("/app")
+    assert "/login" in replay.page.url
+
+
+def _agent(gateway: str, key: str, state: Path, log: Path) -> subprocess.Popen[bytes]:
+    fh = open(log, "ab")
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "qlp_agent", "run",
+            "--gateway", gateway,
+            "--api-key", key,
+            "--price-per-gpu-hour", "60.00",
+            "--region", "eu-west",
+            "--simulate-gpus", "2",
+            "--state-dir", str(state),
+            "--heartbeat-interval", "1",
+            "--poll-wait", "2",
+        ],
+        stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+
+
+async def test_gpu_job_live_on_a_simulated_agent_and_provider_earnings(
+    person_factory: Any, console: str, tmp_path: Path
+) -> None:
+    pat = await person_factory("pat")
+    await pat.signup("Pat GPU Provider")
+    await pat.goto("/app/provider")
+    await pat.check("provider-new")
+    await pat.page.click("form[action='/app/provider/agent-key'] button[type=submit]")
+    key = (await _text(pat, "#agent-key")).strip()
+    assert "qlp-agent run" in await _text(pat, "#agent-cmd")
+    await pat.check("provider-agent-key")
+    agent = _agent(console, key, tmp_path / "agent", tmp_path / "agent.log")
+    try:
+
+        async def machines() -> str:
+            await pat.goto("/app/provider")
+            return await _text(pat, "main table")
+
+        await eventually(machines, lambda t: "online" in t or "active" in t, 60, "agent online")
+        await pat.check("provider-online")
+
+        cara = await person_factory("cara")
+        await cara.signup("Cara Consumer")
+        await _top_up(cara, "50.00")
+        await cara.goto("/app/gpu/offers?region=eu-west")
+        assert "$60.00" in await _text(cara, "main table")
+        await cara.check("offers")
+
+        await cara.goto("/app/gpu/launch")
+        await cara.page.fill("#max_price", "70.00")
+        await cara.page.fill("#max_minutes", "10")
+        await cara.page.fill(
+            "#command",
+            f"{sys.executable} -m qlp_agent.workloads.train --steps 40 --step-sleep 0.25"
+            " --checkpoint-every 10",
+        )
+
+        async def estimate() -> str:
+            await cara.page.click("button[value=quote]")
+            await cara.page.wait_for_selector("#quote-h")
+            return await _text(cara, ".quote")
+
+        quote = await eventually(estimate, lambda t: "enough" in t, 60, "top-up seen")
+        assert "$11.67" in quote  # 10 minutes at $70.00 per GPU-hour
+        await cara.check("launch-quote")
+        await cara.page.click("button[value=submit]")
+        await cara.page.wait_for_url("**/app/gpu/instances/*")
+        job_url = cara.page.url
+        assert "held in escrow" in await _text(cara, ".flash.ok")
+
+        # live telemetry arrives over SSE, then the job completes on the page itself
+        await cara.page.wait_for_function(
+            "Number(document.getElementById('live').dataset.samples || 0) >= 2", timeout=60_000
+        )
+        await cara.check("instance-live")
+        await cara.page.wait_for_function(
+            "document.getElementById('job-status').textContent === 'completed'", timeout=90_000
+        )
+        await cara.page.wait_for_function(
+            "document.getElementById('logs').textContent.includes('final_loss=')", timeout=30_000
+        )
+        await cara.goto(job_url.removeprefix(console))
+        assert "completed" in await _text(cara, "#job-status")
+        assert "$" in await _text(cara, "#job-cost")
+        await cara.check("instance-completed")
+        await cara.goto("/app/gpu/instances")
+        assert "completed" in await _text(cara, "main table")
+        await cara.check("instances")
+
+        # another org cannot reach this job's pages
+        eve = await person_factory("eve")
+        await eve.signup("Eve Elsewhere")
+        path = job_url.removeprefix(console)
+        resp = await eve.goto(path)
+        assert resp.status == 404
+        assert "Not found" in await _text(eve, "main h1")
+        await eve.check("other-org-404")
+        live = await eve.page.request.get(console + path + "/live")
+        assert live.status == 404
+
+        # the provider sees what it earned once billing settled the job
+        async def earned() -> str:
+            await pat.goto("/app/provider")
+            return await _text(pat, "#earned-net")
+
+        net = await eventually(earned, lambda t: t not in ("$0.00", ""), 60, "earnings")
+        assert net.startswith("$")
+        await pat.check("provider-earnings")
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(20)
+        except subprocess.TimeoutExpired:
+            agent.kill()
