@@ -72,6 +72,8 @@ def _print_up(st: runtime.State) -> None:
     print(f"\nQLP is up in {st.ready_after_s}s.")
     if st.gateway_url:
         print(f"  gateway   {st.gateway_url}   (OpenAPI: {st.gateway_url}/docs)")
+        if "console" in st.services:
+            print(f"  console   {st.gateway_url}/   (the web console: sign up or sign in there)")
     else:
         print("  no gateway service is installed yet; services:")
         for name, s in st.services.items():

@@ -225,6 +225,8 @@ class Runtime:
                 "QLP_INTERNAL_AUTH_SECRET": secret,
                 WEBHOOK_SECRETS_ENV: whsec,
                 "QLP_GATEWAY_SERVICE_URLS": json.dumps(urls),
+                # the web console calls the public API through the gateway
+                "QLP_CONSOLE_GATEWAY_URL": f"http://127.0.0.1:{gw_port}",
                 "PYTHONUNBUFFERED": "1",
             }
             log = self.dir / "logs" / f"{name}.log"

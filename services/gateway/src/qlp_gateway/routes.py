@@ -43,6 +43,13 @@ PUBLIC_PREFIXES: tuple[str, ...] = (
     "/v1/billing/shared/",
 )
 
+#: The web console's pages (served by the console service; it signs people in with its
+#: own session cookie and calls the API above with their token). The gateway's own
+#: pages (/docs, /openapi.json, /healthz, /metrics ...) are matched before the proxy.
+CONSOLE = "console"
+CONSOLE_PATHS = frozenset({"/", "/login", "/signup", "/logout", "/invite"})
+CONSOLE_PREFIXES: tuple[str, ...] = ("/app", "/static")
+
 #: Paths whose bodies may be large (checkpoint uploads from provider agents).
 _LARGE_BODY = re.compile(r"^/v1/providers/.+/checkpoints(/.*)?$")
 
@@ -65,6 +72,10 @@ def resolve(path: str) -> Route | None:
                 public=path.rstrip("/") in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES),
                 large_body=bool(_LARGE_BODY.match(path)),
             )
+    if path in CONSOLE_PATHS or any(
+        path == p or path.startswith(p + "/") for p in CONSOLE_PREFIXES
+    ):
+        return Route(service=CONSOLE, public=True, large_body=False)
     return None
 
 

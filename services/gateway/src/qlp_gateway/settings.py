@@ -11,7 +11,15 @@ MIB = 1024 * 1024
 
 #: The services the gateway routes to, with the per-service settings that may name them
 #: one by one (the Helm chart sets ``QLP_GATEWAY_IDENTITY_URL`` etc.).
-KNOWN_SERVICES = ("identity", "billing", "generation", "marketplace", "scheduler", "failover")
+KNOWN_SERVICES = (
+    "identity",
+    "billing",
+    "generation",
+    "marketplace",
+    "scheduler",
+    "failover",
+    "console",
+)
 
 
 class PlanLimit(BaseModel):
@@ -46,6 +54,7 @@ class GatewaySettings(ServiceSettings):
     marketplace_url: str | None = None
     scheduler_url: str | None = None
     failover_url: str | None = None
+    console_url: str | None = None  # the web console, served at / (routes.CONSOLE_PATHS)
     upstream_connect_timeout_s: float = 2.0
     upstream_timeout_s: float = 60.0
     upstream_max_connections: int = 200

@@ -30,7 +30,6 @@ def test_prefixes_route_to_their_service(path: str, service: str) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "/",
         "/v1",
         "/v1/meta",  # a prefix must end at a segment boundary
         "/v1/billingx",
@@ -41,6 +40,20 @@ def test_prefixes_route_to_their_service(path: str, service: str) -> None:
     ],
 )
 def test_unknown_and_internal_paths_are_not_routed(path: str) -> None:
+    assert resolve(path) is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/login", "/signup", "/logout", "/invite", "/app", "/app/gpu/offers", "/static/x/a.js"],
+)
+def test_console_pages_route_to_the_console_as_public(path: str) -> None:
+    # the console signs people in with its own session; /v1 routes keep their rules
+    assert resolve(path) == Route("console", True, False)
+
+
+@pytest.mark.parametrize("path", ["/appx", "/staticfiles", "/login/x", "/internal/v1/x"])
+def test_console_paths_end_at_a_segment_boundary(path: str) -> None:
     assert resolve(path) is None
 
 
