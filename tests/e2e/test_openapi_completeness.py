@@ -28,7 +28,7 @@ from qlp_kit.serve import resolve as resolve_service
 pytestmark = pytest.mark.e2e
 
 #: The services whose every operation the test holds to the standard.
-COMPLETE = frozenset({"gateway", "identity", "scheduler", "billing", "generation"})
+COMPLETE = frozenset({"gateway", "identity", "scheduler", "billing", "generation", "marketplace"})
 _PARAM = re.compile(r"{[^}]+}")
 _MONEY_KEYS = ("amount", "price", "cost", "balance", "total", "due", "fee")
 

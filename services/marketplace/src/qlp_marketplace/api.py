@@ -81,15 +81,15 @@ def listing_out(d: dict[str, Any], viewer_org: str) -> M.ListingOut:
         rating=M.rating_of(d),
         sales=int(d.get("sales", 0)),
         screenshots=list(d.get("screenshots") or []),
-        review=M.ReviewResultOut(**d["review"]) if own and d.get("review") else None,
+        review=M.ListingReviewResultOut(**d["review"]) if own and d.get("review") else None,
         created_at=d["created_at"],
         updated_at=d["updated_at"],
         published_at=d.get("published_at"),
     )
 
 
-def version_out(v: dict[str, Any]) -> M.VersionOut:
-    return M.VersionOut(
+def version_out(v: dict[str, Any]) -> M.ListingVersionOut:
+    return M.ListingVersionOut(
         listing_id=v["listing_id"],
         version=v["version"],
         changelog=v.get("changelog", ""),
@@ -102,7 +102,7 @@ def version_out(v: dict[str, Any]) -> M.VersionOut:
     )
 
 
-def purchase_out(p: dict[str, Any], refund_days: int = 14) -> M.PurchaseOut:
+def purchase_out(p: dict[str, Any], refund_days: int = 14) -> M.MarketplacePurchaseOut:
     fee = int(p["platform_fee_bps"])
     paid = p.get("paid_at")
     deadline = (
@@ -110,7 +110,7 @@ def purchase_out(p: dict[str, Any], refund_days: int = 14) -> M.PurchaseOut:
         if paid and p["status"] == "paid" and int(p["price"]["amount"])
         else None
     )
-    return M.PurchaseOut(
+    return M.MarketplacePurchaseOut(
         id=p["_id"],
         listing_id=p["listing_id"],
         listing_title=p.get("title", ""),
@@ -141,7 +141,7 @@ def review_out(r: dict[str, Any]) -> M.ReviewOut:
         rating=int(r["rating"]),
         title=r.get("title", ""),
         body=r.get("body", ""),
-        reply=M.ReplyOut(body=reply["body"], at=reply["at"]) if reply else None,
+        reply=M.ReviewReplyOut(body=reply["body"], at=reply["at"]) if reply else None,
         created_at=r["created_at"],
         updated_at=r.get("updated_at") or r["created_at"],
     )
@@ -211,7 +211,7 @@ async def patch_listing(
 @router.post(
     "/listings/{listing_id}/versions",
     status_code=201,
-    response_model=M.VersionOut,
+    response_model=M.ListingVersionOut,
     summary="Add a version",
     responses=problems(409, 413, 415),
     openapi_extra={
@@ -220,7 +220,7 @@ async def patch_listing(
             '`{"generation_version_id": …}` to reference a generation version',
             "content": {
                 "application/json": {
-                    "schema": {"$ref": "#/components/schemas/GenerationVersionIn"},
+                    "schema": M.GenerationVersionIn.model_json_schema(),
                     "example": {"generation_version_id": "ver_01JD8Z0QK8V6W4T2Y9R3N5M7PC"},
                 },
                 "application/zip": {"schema": {"type": "string", "format": "binary"}},
@@ -236,7 +236,7 @@ async def add_version(
     who: Writer,
     version: Annotated[str, Query(min_length=5, max_length=64, examples=["1.0.0"])],
     changelog: Annotated[str, Query(max_length=2000, examples=["first release"])] = "",
-) -> M.VersionOut:
+) -> M.ListingVersionOut:
     """Adds a semantic version with its changelog. Send the artifact as the raw body
     with its content type (at most 25 MiB), or JSON naming a generation version your
     org owns (stored as a reference). Versions are immutable: the same version twice
@@ -270,14 +270,14 @@ async def add_version(
 
 @router.get(
     "/listings/{listing_id}/versions",
-    response_model=M.VersionList,
+    response_model=M.ListingVersionList,
     summary="List a listing's versions",
 )
-async def list_versions(listing_id: str, ctx: Ctx, who: Reader) -> M.VersionList:
+async def list_versions(listing_id: str, ctx: Ctx, who: Reader) -> M.ListingVersionList:
     """Every version of a listing you can see, newest first, with its changelog, size
     and checksum."""
     items = await call(market(ctx).versions(who.org_id, listing_id))
-    return M.VersionList(items=[version_out(v) for v in items])
+    return M.ListingVersionList(items=[version_out(v) for v in items])
 
 
 @router.post(
@@ -341,7 +341,7 @@ async def download(
 # -- search ----------------------------------------------------------------------------
 
 
-@router.get("/search", response_model=M.SearchOut, summary="Search the marketplace")
+@router.get("/search", response_model=M.MarketplaceSearchOut, summary="Search the marketplace")
 async def search(
     ctx: Ctx,
     who: Reader,
@@ -357,7 +357,7 @@ async def search(
     sort: M.Sort = "relevance",
     limit: Limit = 20,
     cursor: str | None = None,
-) -> M.SearchOut:
+) -> M.MarketplaceSearchOut:
     """Full-text search (BM25 over title, tags, summary and description; short queries
     also match words one or two typos away) over published listings you may see, with
     filters (tags: all of them, comma-separated; prices in cents; minimum Bayesian
@@ -386,11 +386,15 @@ async def search(
         raise Problem(422, "Request is not valid", f"query parameter cursor: {exc}") from None
     scores = dict(zip(page.ids, page.scores, strict=False)) if page.scores else {}
     hits = [
-        M.SearchHit(**listing_out(d, who.org_id).model_dump(), score=scores.get(d["_id"]))
+        M.MarketplaceSearchHit(
+            **listing_out(d, who.org_id).model_dump(), score=scores.get(d["_id"])
+        )
         for d in items
     ]
-    facets = {k: [M.FacetValue(**v) for v in vals] for k, vals in page.facets.items()}
-    return M.SearchOut(items=hits, total=page.total, facets=facets, next_cursor=page.next_cursor)
+    facets = {k: [M.MarketplaceFacetValue(**v) for v in vals] for k, vals in page.facets.items()}
+    return M.MarketplaceSearchOut(
+        items=hits, total=page.total, facets=facets, next_cursor=page.next_cursor
+    )
 
 
 # -- purchases -------------------------------------------------------------------------
@@ -399,17 +403,17 @@ async def search(
 @router.post(
     "/purchases",
     status_code=202,
-    response_model=M.PurchaseOut,
+    response_model=M.MarketplacePurchaseOut,
     summary="Buy a listing",
     responses=problems(**{"_409": "your org already holds (or is buying) this listing"}),
 )
 async def purchase(
-    body: M.PurchaseIn,
+    body: M.MarketplacePurchaseIn,
     response: Response,
     ctx: Ctx,
     who: Writer,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> M.PurchaseOut:
+) -> M.MarketplacePurchaseOut:
     """Starts a purchase: billing charges your prepaid balance and books the split
     (70 % creator / 30 % platform; 98 % / 2 % for models); the entitlement is granted
     when the payment is booked (`status` becomes `paid`, usually within a second). A
@@ -422,23 +426,27 @@ async def purchase(
     return purchase_out(doc, market(ctx).settings.refund_window_days)
 
 
-@router.get("/purchases", response_model=M.PurchaseList, summary="List your org's purchases")
+@router.get(
+    "/purchases", response_model=M.MarketplacePurchaseList, summary="List your org's purchases"
+)
 async def list_purchases(
     ctx: Ctx,
     who: Reader,
     status: Annotated[M.PurchaseStatus | None, Query(examples=["paid"])] = None,
     limit: Limit = 50,
     cursor: str | None = None,
-) -> M.PurchaseList:
+) -> M.MarketplacePurchaseList:
     """Your org's purchases, oldest first; those `paid` are its entitlements (`entitled`
     is true and the listing downloads)."""
     items, nxt = await market(ctx).purchases(who.org_id, status, limit, cursor)
     days = market(ctx).settings.refund_window_days
-    return M.PurchaseList(items=[purchase_out(p, days) for p in items], next_cursor=nxt)
+    return M.MarketplacePurchaseList(items=[purchase_out(p, days) for p in items], next_cursor=nxt)
 
 
-@router.get("/purchases/{purchase_id}", response_model=M.PurchaseOut, summary="Read a purchase")
-async def get_purchase(purchase_id: str, ctx: Ctx, who: Reader) -> M.PurchaseOut:
+@router.get(
+    "/purchases/{purchase_id}", response_model=M.MarketplacePurchaseOut, summary="Read a purchase"
+)
+async def get_purchase(purchase_id: str, ctx: Ctx, who: Reader) -> M.MarketplacePurchaseOut:
     """One of your org's purchases: its status, the split, and until when it can be
     refunded."""
     doc = await call(market(ctx).purchase_of(who.org_id, purchase_id))
@@ -448,7 +456,7 @@ async def get_purchase(purchase_id: str, ctx: Ctx, who: Reader) -> M.PurchaseOut
 @router.post(
     "/purchases/{purchase_id}/refund",
     status_code=202,
-    response_model=M.PurchaseOut,
+    response_model=M.MarketplacePurchaseOut,
     summary="Refund a purchase",
     responses=problems(**{"_409": "not paid, free, or past the 14-day window"}),
 )
@@ -456,8 +464,8 @@ async def refund(
     purchase_id: str,
     ctx: Ctx,
     who: Writer,
-    body: Annotated[M.RefundIn | None, Body()] = None,
-) -> M.PurchaseOut:
+    body: Annotated[M.PurchaseRefundIn | None, Body()] = None,
+) -> M.MarketplacePurchaseOut:
     """Within 14 days of payment: the entitlement ends at once and billing reverses the
     sale (you get the price back, the creator's share and the platform fee are taken
     back); `status` goes `refund_pending` → `refunded`. Asking again answers the same."""
@@ -511,7 +519,7 @@ async def post_review(
     summary="Reply to a review (creator)",
 )
 async def reply(
-    listing_id: str, review_id: str, body: M.ReplyIn, ctx: Ctx, who: Writer
+    listing_id: str, review_id: str, body: M.ReviewReplyIn, ctx: Ctx, who: Writer
 ) -> M.ReviewOut:
     """The listing's creator answers a review; a second reply replaces the first."""
     doc = await call(market(ctx).reply(who, listing_id, review_id, body.body))
@@ -521,13 +529,15 @@ async def reply(
 # -- creator view ----------------------------------------------------------------------
 
 
-@router.get("/creator/earnings", response_model=M.EarningsOut, summary="Your earnings as a creator")
-async def earnings(ctx: Ctx, who: Earner) -> M.EarningsOut:
+@router.get(
+    "/creator/earnings", response_model=M.CreatorEarningsOut, summary="Your earnings as a creator"
+)
+async def earnings(ctx: Ctx, who: Earner) -> M.CreatorEarningsOut:
     """Sales, refunds and net earnings (after the platform fee, refunds taken back) per
     listing, from billing's payment events. Payouts of the creator payable are in
     billing (`GET /v1/billing/payouts`)."""
     e = await market(ctx).earnings(who.org_id)
-    return M.EarningsOut(
+    return M.CreatorEarningsOut(
         earnings=M.money(e["earnings"]),
         gross=M.money(e["gross"]),
         platform_fees=M.money(e["platform_fees"]),
@@ -535,7 +545,7 @@ async def earnings(ctx: Ctx, who: Earner) -> M.EarningsOut:
         sales=e["sales"],
         refunds=e["refunds"],
         items=[
-            M.EarningsRow(
+            M.CreatorEarningsRow(
                 listing_id=r["listing_id"],
                 title=r["title"],
                 sales=r["sales"],

@@ -73,7 +73,7 @@ class ListingPatch(BaseModel):
     )
 
 
-class RatingOut(BaseModel):
+class ListingRatingOut(BaseModel):
     average: float = Field(description="the plain mean of the stars", examples=[4.5])
     bayesian: float = Field(
         description="the shown rating: the mean pulled toward 3.5 by 5 virtual reviews",
@@ -82,7 +82,7 @@ class RatingOut(BaseModel):
     count: int = Field(examples=[12])
 
 
-class ReviewResultOut(BaseModel):
+class ListingReviewResultOut(BaseModel):
     passed: bool
     reasons: list[str] = Field(default_factory=list)
     at: datetime | None = None
@@ -106,10 +106,10 @@ class ListingOut(BaseModel):
     sponsored: bool = Field(description="paid placement; shown as sponsored wherever it ranks")
     current_version: str | None = Field(default=None, examples=["1.2.0"])
     versions_count: int = 0
-    rating: RatingOut
+    rating: ListingRatingOut
     sales: int = 0
     screenshots: list[str] = Field(default_factory=list)
-    review: ReviewResultOut | None = Field(
+    review: ListingReviewResultOut | None = Field(
         default=None, description="the last automatic review (creator only)"
     )
     created_at: datetime
@@ -133,7 +133,7 @@ class GenerationVersionIn(BaseModel):
     generation_version_id: str = Field(min_length=3, max_length=64)
 
 
-class VersionOut(BaseModel):
+class ListingVersionOut(BaseModel):
     listing_id: str
     version: str = Field(examples=["1.2.0"])
     changelog: str
@@ -145,23 +145,23 @@ class VersionOut(BaseModel):
     created_at: datetime
 
 
-class VersionList(BaseModel):
-    items: list[VersionOut]
+class ListingVersionList(BaseModel):
+    items: list[ListingVersionOut]
 
 
-class FacetValue(BaseModel):
+class MarketplaceFacetValue(BaseModel):
     value: str = Field(examples=["template"])
     count: int = Field(examples=[42])
 
 
-class SearchHit(ListingOut):
+class MarketplaceSearchHit(ListingOut):
     score: float | None = Field(default=None, description="relevance (relevance sort only)")
 
 
-class SearchOut(BaseModel):
-    items: list[SearchHit]
+class MarketplaceSearchOut(BaseModel):
+    items: list[MarketplaceSearchHit]
     total: int = Field(description="listings matching the query and filters", examples=[42])
-    facets: dict[str, list[FacetValue]] = Field(
+    facets: dict[str, list[MarketplaceFacetValue]] = Field(
         description="counts per value of kind, category, tags, license, creator, price range and"
         " minimum rating, over the matching listings",
         examples=[{"kind": [{"value": "template", "count": 30}, {"value": "skill", "count": 12}]}],
@@ -169,7 +169,7 @@ class SearchOut(BaseModel):
     next_cursor: str | None = None
 
 
-class PurchaseIn(BaseModel):
+class MarketplacePurchaseIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"listing_id": "lst_01JD8Z0QK8V6W4T2Y9R3N5M7PA"}]},
@@ -178,7 +178,7 @@ class PurchaseIn(BaseModel):
     listing_id: str = Field(min_length=3, max_length=64)
 
 
-class PurchaseOut(BaseModel):
+class MarketplacePurchaseOut(BaseModel):
     id: str = Field(examples=["pur_01JD8Z0QK8V6W4T2Y9R3N5M7PD"])
     listing_id: str
     listing_title: str
@@ -199,12 +199,12 @@ class PurchaseOut(BaseModel):
     refunded_at: datetime | None = None
 
 
-class PurchaseList(BaseModel):
-    items: list[PurchaseOut]
+class MarketplacePurchaseList(BaseModel):
+    items: list[MarketplacePurchaseOut]
     next_cursor: str | None = None
 
 
-class RefundIn(BaseModel):
+class PurchaseRefundIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"reason": "not what I needed"}]}
     )
@@ -225,13 +225,13 @@ class ReviewIn(BaseModel):
     body: str = Field(default="", max_length=5000)
 
 
-class ReplyIn(BaseModel):
+class ReviewReplyIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"body": "Thanks!"}]})
 
     body: str = Field(min_length=1, max_length=5000)
 
 
-class ReplyOut(BaseModel):
+class ReviewReplyOut(BaseModel):
     body: str
     at: datetime
 
@@ -243,18 +243,18 @@ class ReviewOut(BaseModel):
     rating: int = Field(examples=[5])
     title: str
     body: str
-    reply: ReplyOut | None = None
+    reply: ReviewReplyOut | None = None
     created_at: datetime
     updated_at: datetime
 
 
 class ReviewList(BaseModel):
-    rating: RatingOut
+    rating: ListingRatingOut
     items: list[ReviewOut]
     next_cursor: str | None = None
 
 
-class EarningsRow(BaseModel):
+class CreatorEarningsRow(BaseModel):
     listing_id: str
     title: str
     sales: int
@@ -265,7 +265,7 @@ class EarningsRow(BaseModel):
     net: MoneyOut
 
 
-class EarningsOut(BaseModel):
+class CreatorEarningsOut(BaseModel):
     earnings: MoneyOut = Field(
         description="the creator's net after the platform fee, refunds taken back"
     )
@@ -274,7 +274,7 @@ class EarningsOut(BaseModel):
     refunded: MoneyOut
     sales: int
     refunds: int
-    items: list[EarningsRow]
+    items: list[CreatorEarningsRow]
     payouts: str = Field(
         default="GET /v1/billing/payouts",
         description="where payouts of the creator payable are listed",
@@ -285,11 +285,11 @@ def money(amount: int, currency: str = "USD") -> MoneyOut:
     return MoneyOut(amount=int(amount), currency=currency)
 
 
-def rating_of(doc: dict[str, Any]) -> RatingOut:
+def rating_of(doc: dict[str, Any]) -> ListingRatingOut:
     from qlp_marketplace.rules import bayesian
 
     total, count = int(doc.get("rating_sum", 0)), int(doc.get("rating_count", 0))
-    return RatingOut(
+    return ListingRatingOut(
         average=round(total / count, 2) if count else 0.0,
         bayesian=round(bayesian(total, count), 2),
         count=count,
