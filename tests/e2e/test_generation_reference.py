@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 @pytest.mark.parametrize(("prompt", "tier"), REFERENCE)
 def test_reference_request_passes_its_own_gate(prompt: str, tier: Tier) -> None:
     bp = extract(prompt, tier)
-    report = run_gate(render(bp))
+    report = run_gate(render(bp, tier))
     assert report.passed, (report.failure, report.lint_output, report.output_tail)
     assert report.tests_failed == 0 and report.tests_passed >= (6 if tier == "T0" else 10)
     assert report.coverage_bps >= 8000, report.coverage_bps

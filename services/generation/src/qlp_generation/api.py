@@ -56,6 +56,7 @@ def gen_out(d: dict[str, Any]) -> M.GenerationOut:
         blueprint=d["blueprint"],
         gate=d.get("gate"),
         failure=d.get("failure"),
+        llm=d.get("llm"),
         created_at=d["created_at"],
         updated_at=d["updated_at"],
     )

@@ -90,6 +90,17 @@ class Blueprint(BaseModel):
     monetization: Monetization = "subscription"
     regulations: list[Regulation] = Field(default_factory=list)
     scale: Scale = "small"
+    #: Business rules in plain English (from the optional LLM port or an edited
+    #: blueprint): documented in the generated README, not enforced in code.
+    rules: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, v: list[str]) -> list[str]:
+        for r in v:
+            if not r.strip() or len(r) > 200 or any(c in r for c in "\n\r`<>{}|"):
+                raise ValueError("a rule is one line of plain text, at most 200 characters")
+        return v
 
     @field_validator("roles", "features")
     @classmethod

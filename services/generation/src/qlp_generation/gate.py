@@ -124,6 +124,10 @@ def run_gate(files: dict[str, bytes], limits: Limits | None = None) -> GateRepor
             # more; loading them all costs seconds of CPU per run)
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         }
+        # the project's own coverage sources when it names them (a T3 project measures
+        # each of its services), else its app package
+        pyproject = files.get("pyproject.toml", b"")
+        source = [] if b"[tool.coverage.run]" in pyproject else ["--source=app"]
         rc, lint = _run(
             [str(bin_dir / "ruff"), "check", "--no-cache", "--output-format", "concise", "."],
             work,
@@ -140,7 +144,7 @@ def run_gate(files: dict[str, bytes], limits: Limits | None = None) -> GateRepor
                 "-m",
                 "coverage",
                 "run",
-                "--source=app",
+                *source,
                 "-m",
                 "pytest",
                 "-q",

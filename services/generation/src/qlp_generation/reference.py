@@ -21,4 +21,14 @@ REFERENCE: list[tuple[str, Tier]] = [
     ("event ticketing with waitlists and refunds", "T1"),
     ("an app to log beehives and honey harvests", "T1"),
     ("gym memberships and classes with trainers", "T0"),
+    (
+        "global fleet tracking for millions of vehicles with maintenance approvals, "
+        "exports and file uploads",
+        "T3",
+    ),
+    (
+        "a regional clinic network with thousands of patients, HIPAA and GDPR, "
+        "appointment reminders and document uploads",
+        "T2",
+    ),
 ]

@@ -204,8 +204,10 @@ def _complete(bp: Blueprint) -> list[EntitySpec]:
     return entities
 
 
-def render(bp: Blueprint) -> dict[str, bytes]:
-    """Every file of the project (path → content), deterministic for one blueprint."""
+def render(bp: Blueprint, tier: str = "T1") -> dict[str, bytes]:
+    """Every file of the project (path → content), deterministic for one blueprint and
+    tier. T3 adds a second service (``activity/``) that consumes the API service's
+    events through a versioned contract (``contracts/``), each with its own chart."""
     entities = _complete(bp)
     plural_of = {e.name: plural(snake(e.name)) for e in entities}
     view: list[dict[str, Any]] = []
@@ -315,13 +317,48 @@ def render(bp: Blueprint) -> dict[str, bytes]:
         "fee_bps": FEE_BPS,
         "scale": SCALES[bp.scale],
         "scale_note": _SCALE_NOTES[bp.scale],
-        "charts": ["chart"],
+        "t3": tier == "T3",
+        "plurals": [v["plural"] for v in view],
     }
     ctx["email_fields"] = email_fields
+    db_name = bp.name.replace("-", "_")
+    charts: dict[str, dict[str, Any]] = {
+        "chart": {
+            "name": bp.name,
+            "database": db_name,
+            "description": bp.title,
+            "extra_env": {},
+        }
+    }
+    if ctx["t3"]:
+        act = f"{bp.name}-activity"
+        charts = {
+            f"charts/{bp.name}": {
+                **charts["chart"],
+                "extra_env": {"ACTIVITY_URL": f"http://{act}:8000"},
+            },
+            f"charts/{act}": {
+                "name": act,
+                "database": f"{db_name}_activity",
+                "description": f"{bp.title}: activity service",
+                "extra_env": {},
+            },
+        }
+    ctx["charts"] = list(charts)
     files: dict[str, bytes] = {}
     for path, source in _templates(_root()):
         if path in _ONLY and not ctx[_ONLY[path]]:
             continue
+        if path.startswith("t3/"):
+            if not ctx["t3"]:
+                continue
+            path = path.removeprefix("t3/")
+        template = env.from_string(source)
+        if path.startswith("chart/"):
+            for folder, chart in charts.items():
+                out = folder + path.removeprefix("chart")
+                files[out] = template.render({**ctx, "chart": chart}).encode("utf-8")
+            continue
         name = ".gitignore" if path == "gitignore" else path
-        files[name] = env.from_string(source).render(ctx).encode("utf-8")
+        files[name] = template.render(ctx).encode("utf-8")
     return files

@@ -35,6 +35,8 @@ class GenerationOut(BaseModel):
     #: The quality gate's report; null until the gate has run (never invented).
     gate: dict[str, Any] | None = None
     failure: dict[str, Any] | None = None
+    #: The optional LLM port's part: ``{used, note}``; null when it is off.
+    llm: dict[str, Any] | None = None
     created_at: datetime
     updated_at: datetime
 

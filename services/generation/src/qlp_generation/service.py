@@ -26,6 +26,7 @@ from qlp.usage.v1 import events_pb2 as upb
 from qlp_contracts import topics
 from qlp_generation import gate as G
 from qlp_generation.blueprint import Blueprint, Tier, extract, library
+from qlp_generation.llm import LlmConfig, refine
 from qlp_generation.render import pack, render
 from qlp_generation.repository import Doc, Store
 from qlp_generation.settings import GenerationSettings
@@ -124,6 +125,9 @@ class Generation:
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.llm = LlmConfig(
+            settings.llm_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout_s
+        )
         #: job id → waiters for progress (SSE), this process only
         self._progress: dict[str, asyncio.Event] = {}
 
@@ -330,9 +334,20 @@ class Generation:
         # blueprint, a gate that could not start) ends the job as failed with its reason,
         # which releases the reservation: never a job left running or retried forever.
         # Database errors around it are not caught: the consumer retries those.
+        bp = Blueprint.model_validate(job["blueprint"])
+        if self.llm.enabled and job.get("prompt") and not job.get("llm"):
+            # the optional LLM port; its answer is validated, and the gate still decides
+            await self._progress_to(org_id, gen_id, mine, "refining", 20)
+            refined = await refine(self.llm, str(job["prompt"]), bp)
+            bp = refined.blueprint
+            await self.store.transition(
+                org_id,
+                gen_id,
+                mine,
+                {"blueprint": bp.model_dump(mode="json"), "llm": refined.record()},
+            )
         try:
-            bp = Blueprint.model_validate(job["blueprint"])
-            files = await self.render_files(bp)
+            files = await self.render_files(bp, str(job["tier"]))
         except Exception as exc:
             await self._fail(job, mine, "build_error", f"render: {_describe(exc)}", None)
             return
@@ -358,9 +373,9 @@ class Generation:
         else:
             await self._fail(job, mine, "quality_gate_failed", str(report["failure"]), report)
 
-    async def render_files(self, bp: Blueprint) -> dict[str, bytes]:
+    async def render_files(self, bp: Blueprint, tier: str) -> dict[str, bytes]:
         """The project's files (a seam: tests make it raise)."""
-        return render(bp)
+        return render(bp, tier)
 
     async def _progress_to(
         self, org_id: str, gen_id: str, mine: Doc, stage_: str, pct: int
@@ -392,7 +407,7 @@ class Generation:
                 "generation_id": gen_id,
                 "files": manifest,
                 "gate": report,
-                "blueprint": job["blueprint"],
+                "blueprint": bp.model_dump(mode="json"),
                 "pack": f"{pack().id}@{pack().version}",
                 "pattern_id": bp.pattern_id,
                 "created_at": now,

@@ -22,6 +22,13 @@ class GenerationSettings(ServiceSettings):
     gate_cpu_s: int = 120
     gate_memory_mb: int = 2048
     gate_wall_s: float = 180.0
+    #: The optional LLM port (any OpenAI-compatible endpoint, e.g.
+    #: ``http://llm:8000/v1``): refines the blueprint of a prompt before the build. Off
+    #: while the URL is empty; the quality gate decides either way.
+    llm_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout_s: float = 30.0
     #: A replica may serve only the API (no worker consumer).
     worker_enabled: bool = True
     #: One generation at a time per consumer (a worker); replicas add workers.

@@ -31,8 +31,8 @@ def test_the_reference_suite_covers_every_tier_and_regulation() -> None:
 
 @pytest.mark.parametrize(("prompt", "tier"), REFERENCE)
 def test_reference_projects_render_lint_clean(prompt: str, tier: Tier, tmp_path: Path) -> None:
-    files = render(extract(prompt, tier))
-    assert render(extract(prompt, tier)) == files
+    files = render(extract(prompt, tier), tier)
+    assert render(extract(prompt, tier), tier) == files
     assert {"Makefile", "README.md", "requirements.txt", "app/main.py", "tests/test_api.py"} <= set(
         files
     )
@@ -58,3 +58,64 @@ def test_requirements_pin_the_versions_installed_here() -> None:
     for name, version in pins():
         assert f"{name}=={version}" in req
     assert f"fastapi=={metadata.version('fastapi')}" in req and "nx-27017==" in req
+
+
+def _with(prompt: str, tier: Tier = "T1", **changes: object) -> dict[str, bytes]:
+    bp = extract(prompt, tier)
+    return render(bp.model_copy(update=changes), tier)
+
+
+def test_each_module_is_generated_only_when_the_blueprint_asks_for_it() -> None:
+    plain = _with("helpdesk tickets", features=[], regulations=[], monetization="none")
+    for path in (
+        "app/phi.py",
+        "app/approvals.py",
+        "app/features.py",
+        "app/billing.py",
+        "tests/test_phi.py",
+        "tests/test_approvals.py",
+        "tests/test_features.py",
+        "tests/test_billing.py",
+    ):
+        assert path not in plain, path
+    assert "cryptography" not in plain["requirements.txt"].decode()
+    full = _with(
+        "helpdesk tickets",
+        features=["ratings", "approvals", "exports", "search", "file_uploads"],
+        regulations=["hipaa", "sox"],
+        monetization="subscription",
+    )
+    assert {"app/phi.py", "app/approvals.py", "app/features.py", "app/billing.py"} <= set(full)
+    assert {"tests/test_phi.py", "tests/test_approvals.py", "tests/test_features.py"} <= set(full)
+    assert "cryptography==" in full["requirements.txt"].decode()
+    feats = full["app/features.py"].decode()
+    assert "/ratings" in feats and "/exports/" in feats and "/files/" in feats
+    assert "search_fields" in full["app/crud.py"].decode()
+    # SOX alone (no approvals feature) still brings segregation of duties
+    assert "app/approvals.py" in _with("helpdesk tickets", features=[], regulations=["sox"])
+
+
+def test_the_chart_carries_the_blueprint_scale() -> None:
+    import yaml
+
+    small = yaml.safe_load(_with("helpdesk tickets", scale="small")["chart/values.yaml"])
+    large = yaml.safe_load(_with("helpdesk tickets", scale="large")["chart/values.yaml"])
+    assert (small["replicaCount"], small["autoscaling"]["enabled"]) == (1, False)
+    assert (large["replicaCount"], large["autoscaling"]["enabled"]) == (3, True)
+    assert large["autoscaling"]["maxReplicas"] > large["autoscaling"]["minReplicas"]
+
+
+def test_t3_is_two_services_with_an_event_contract_and_a_chart_each() -> None:
+    files = render(extract("helpdesk tickets", "T3"), "T3")
+    name = extract("helpdesk tickets", "T3").name
+    assert {
+        "contracts/events.py",
+        "activity/main.py",
+        "app/events.py",
+        "tests/test_events.py",
+    } <= set(files)
+    assert f"charts/{name}/values.yaml" in files and f"charts/{name}-activity/Chart.yaml" in files
+    assert "chart/values.yaml" not in files and "Dockerfile.activity" in files
+    assert b'"activity", "contracts"' in files["pyproject.toml"]
+    single = render(extract("helpdesk tickets", "T2"), "T2")
+    assert "activity/main.py" not in single and "chart/values.yaml" in single
