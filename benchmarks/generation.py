@@ -1,9 +1,10 @@
 """Generation benchmarks against the real embedded broker and database.
 
-    uv run python -m benchmarks.generation [--jobs 6]
+    uv run python -m benchmarks.generation [--jobs 6] [--quick]
 
 1. Request → gated version: every request of the reference suite (qlp_generation.reference:
-   14 requests, every tier, each regulation) is posted to the
+   16 requests, every tier, each regulation; ``--quick``: the first of each tier and 3
+   throughput jobs, a couple of minutes) is posted to the
    service and followed until it completed or failed, one at a time with one worker:
    seconds from POST to a stored version (the project's own lint and tests included),
    p50/p90 for T1 and T2, and the gate pass rate over the suite.
@@ -109,7 +110,13 @@ async def throughput(infra: Any, workers: int, jobs: int) -> float:
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=6)
+    ap.add_argument("--quick", action="store_true", help="one request per tier, 3 jobs")
     args = ap.parse_args()
+    suite = REFERENCE
+    if args.quick:
+        seen: set[str] = set()
+        suite = [r for r in REFERENCE if r[1] not in seen and not seen.add(r[1])]  # type: ignore[func-returns-value]
+        args.jobs = min(args.jobs, 3)
     load_start = round(os.getloadavg()[0], 2)
     infra = start_infra()
     try:
@@ -121,7 +128,7 @@ async def main() -> None:
         ) as url:
             cl = Client(url, f"org_b{uuid.uuid4().hex[:8]}")
             await cl.wait(await cl.post("warm up crm", "T0"))
-            for prompt, tier in REFERENCE:
+            for prompt, tier in suite:
                 t0 = time.monotonic()
                 done = await cl.wait(await cl.post(prompt, tier))
                 secs = time.monotonic() - t0
@@ -136,6 +143,8 @@ async def main() -> None:
                         "gate_seconds": round(gate.get("duration_ms", 0) / 1000, 2),
                         "tests_passed": gate.get("tests_passed"),
                         "coverage_bps": gate.get("coverage_bps"),
+                        "features": done["blueprint"]["features"],
+                        "regulations": done["blueprint"]["regulations"],
                         "limits_not_applied": gate.get("limits_not_applied"),
                     }
                 )
@@ -161,6 +170,7 @@ async def main() -> None:
             "gate_pass_rate": round(passed / len(per), 3),
             "suite": per,
             "generations_per_minute": {"one_worker": one, "two_workers": two, "jobs": args.jobs},
+            "mode": "quick" if args.quick else "full",
             "load_average_1m": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
             "notes": "one shared machine for broker, database, service, workers, every gate "
             "and whatever else ran meanwhile (see load_average_1m); quota off",
