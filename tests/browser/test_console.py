@@ -237,7 +237,7 @@ async def test_gpu_job_live_on_a_simulated_agent_and_provider_earnings(
         await cara.signup("Cara Consumer")
         await _top_up(cara, "50.00")
         await cara.goto("/app/gpu/offers?region=eu-west")
-        assert "$60.00" in await _text(cara, "main table")
+        assert "$60.00" in await _text(cara, ".table-scroll table")
         await cara.check("offers")
 
         await cara.goto("/app/gpu/launch")
@@ -264,14 +264,14 @@ async def test_gpu_job_live_on_a_simulated_agent_and_provider_earnings(
 
         # live telemetry arrives over SSE, then the job completes on the page itself
         await cara.page.wait_for_function(
-            "Number(document.getElementById('live').dataset.samples || 0) >= 2", timeout=60_000
+            "() => Number(document.getElementById('live').dataset.samples || 0) >= 2", timeout=60_000
         )
         await cara.check("instance-live")
         await cara.page.wait_for_function(
-            "document.getElementById('job-status').textContent === 'completed'", timeout=90_000
+            "() => document.getElementById('job-status').textContent === 'completed'", timeout=90_000
         )
         await cara.page.wait_for_function(
-            "document.getElementById('logs').textContent.includes('final_loss=')", timeout=30_000
+            "() => document.getElementById('logs').textContent.includes('final_loss=')", timeout=30_000
         )
         await cara.goto(job_url.removeprefix(console))
         assert "completed" in await _text(cara, "#job-status")
