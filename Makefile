@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 .PHONY: help bootstrap sync up up-detached down status logs agent test lint fmt typecheck proto \
-	proto-check unit integration e2e charts bench clean
+	proto-check unit integration e2e charts bench clean browsers
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,8 +40,13 @@ agent: sync ## run a simulated-GPU provider agent (API key in QLP_AGENT_API_KEY_
 		--price-per-gpu-hour $(or $(PRICE),1.20) --region $(or $(REGION),eu-west) \
 		--simulate-gpus $(or $(GPUS),2) $(AGENT_ARGS)
 
-test: sync lint typecheck proto-check ## every check and every test
+test: sync browsers lint typecheck proto-check ## every check and every test
 	@$(RUN) pytest -q $(PYTEST_ARGS)
+
+browsers: ## install Debian's Chromium for the console's browser tests when missing
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 lint: sync ## ruff lint and format check
 	@$(RUN) ruff check .
