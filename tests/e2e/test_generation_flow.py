@@ -76,6 +76,13 @@ async def test_request_to_downloaded_app_whose_tests_pass(
 
         q = await _until(c, "/v1/billing/quotas", a, lambda q: gens(q)["used"] == 1)
         assert gens(q)["reserved"] == 0
+
+        def t1(u: dict[str, Any]) -> dict[str, Any] | None:
+            return next((m for m in u["meters"] if m["meter"] == "generations.t1"), None)
+
+        # metered by tier once (billing prices generations.t1 at the plan's T1 price)
+        u = await _until(c, "/v1/billing/usage", a, lambda u: t1(u) is not None)
+        assert (t1(u) or {}).get("sum") == 1
         assert (await c.get(f"/v1/generations/{gen_id}", headers=b)).status_code == 404
         assert (
             await c.get(f"/v1/projects/{pid}/versions/{vid}/archive", headers=b)
