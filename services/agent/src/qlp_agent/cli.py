@@ -44,7 +44,10 @@ RUN_FLAGS: dict[str, tuple[str, str]] = {
         "auto (docker, then podman), docker, podman or none: runs jobs that name an image",
     ),
     "--state-dir": ("state_dir", "where job state, logs and checkpoints live"),
-    "--heartbeat-interval": ("heartbeat_interval", "seconds between heartbeats (default 10)"),
+    "--heartbeat-interval": (
+        "heartbeat_interval",
+        "seconds between heartbeats (default 1; lost after 3 missed)",
+    ),
     "--poll-wait": ("poll_wait_s", "long-poll wait for assignments in seconds (default 20)"),
     "--health-port": ("health_port", "serve /healthz /readyz /metrics on this port"),
     "--cancel-grace": ("cancel_grace_s", "seconds between SIGTERM and SIGKILL (default 10)"),

@@ -42,7 +42,8 @@ class AgentSettings(BaseSettings):
     gpu_memory_gb: int = Field(default=80, ge=1, le=4096)
     container_engine: Literal["auto", "docker", "podman", "none"] = "auto"
     state_dir: Path = DEFAULT_STATE_DIR
-    heartbeat_interval: float = Field(default=10.0, gt=0, le=3600)
+    # 1 s: the failover service declares a provider lost after 3 missed intervals
+    heartbeat_interval: float = Field(default=1.0, gt=0, le=3600)
     poll_wait_s: int = Field(default=20, ge=0, le=25)
     log_batch_interval_s: float = Field(default=1.0, gt=0, le=60)
     cancel_grace_s: float = Field(default=10.0, ge=0, le=600)

@@ -25,7 +25,7 @@ from qlp_failover.service import Failover
 from qlp_failover.settings import FailoverSettings
 from qlp_kit.app import ServiceContext
 from qlp_kit.consumer import ConsumerSpec
-from qlp_kit.events import EnvelopeError, decode_record
+from qlp_kit.events import EnvelopeError, Event, decode_record
 
 log = structlog.get_logger(__name__)
 
@@ -105,8 +105,58 @@ def get_failover(ctx: ServiceContext) -> Failover:
     return svc
 
 
+STANDBY_PROMOTED = "qlp.failover.v1.StandbyPromoted"
+JOB_STARTED = "qlp.scheduling.v1.JobStarted"
+JOB_PLACED = "qlp.scheduling.v1.JobPlaced"
+JOB_ENDED = (
+    "qlp.scheduling.v1.JobCompleted",
+    "qlp.scheduling.v1.JobFailed",
+    "qlp.scheduling.v1.JobCanceled",
+)
+
+
+def _ms(ts: Any) -> int:
+    return int(ts.ToMilliseconds()) if ts.seconds or ts.nanos else now_ms()
+
+
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
-    return []
+    """Outcomes of the decisions: the scheduler's promotion and the job running again
+    close the failover records (FailoverCompleted, recovery time)."""
+    settings = ctx.settings
+    assert isinstance(settings, FailoverSettings)
+
+    async def handle(e: Event) -> None:
+        svc = get_failover(ctx)
+        m = e.message
+        if e.type == STANDBY_PROMOTED:
+            await svc.promoted(m.failover_id, int(m.new_epoch), m.provider_id, _ms(m.promoted_at))
+        elif e.type == JOB_STARTED:
+            await svc.job_running_again(
+                m.job_id, int(m.epoch), m.provider_id, m.checkpoint_id, _ms(m.started_at)
+            )
+        elif e.type == JOB_PLACED:
+            await svc.job_running_again(
+                m.job_id,
+                int(m.epoch),
+                m.primary.provider_id,
+                "",
+                _ms(m.placed_at),
+                standby_provider_id=m.standby.provider_id,
+                placed=True,
+            )
+        elif e.type in JOB_ENDED:
+            await svc.job_ended(m.job_id, e.type.rsplit(".", 1)[-1], now_ms())
+
+    return [
+        ConsumerSpec(
+            f"{settings.consumer_group_prefix}.outcomes",
+            [topics.FAILOVER.name, topics.SCHEDULING.name],
+            handle,
+            event_types=[STANDBY_PROMOTED, JOB_STARTED, JOB_PLACED, *JOB_ENDED],
+            description="promotions and restarted jobs close failover records "
+            "(FailoverCompleted, recovery seconds)",
+        )
+    ]
 
 
 def background(ctx: ServiceContext) -> list[Callable[[], Coroutine[Any, Any, None]]]:

@@ -43,3 +43,10 @@ STALE_HEARTBEATS = Counter(
     "Heartbeat events skipped because they were older than the lost threshold when read "
     "(a replay, or a detector lagging behind its partitions)",
 )
+RECOVERY_SECONDS = Histogram(
+    "qlp_failover_recovery_seconds",
+    "Failover decided to the job running again (primary: on the standby or re-placed "
+    "from its checkpoint; standby: a new standby placed)",
+    ["role"],
+    buckets=(0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0, 120.0),
+)

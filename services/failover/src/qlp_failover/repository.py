@@ -6,8 +6,12 @@
   Verdicts are conditional single-document writes carrying their events (outbox), so
   two replicas that both think they own a provider declare it lost once.
 - ``failovers``: one document per failover decision, ``_id`` = ``<job_id>:<epoch>``
-  (the epoch being replaced): the insert is the decision, and a second one (another
-  replica, a redelivery, a restart) is a duplicate key, never a second failover.
+  (the epoch being replaced; a lost standby adds ``:standby:<provider>``): the insert
+  is the decision, and a second one (another replica, a redelivery, a restart) is a
+  duplicate key, never a second failover. ``status``: ``started`` → ``promoted``
+  (the scheduler promoted the standby) → ``completed`` (the job runs again: on the
+  standby, re-placed from its checkpoint, or with a new standby) or ``ended`` (the job
+  finished first).
 """
 
 from __future__ import annotations
@@ -41,8 +45,16 @@ REBALANCE = f"{CROSS_TENANT}: a rebalance hands over providers of every org"
 BY_JOB = f"{CROSS_TENANT}: callers check the job's tenant (the scheduler owns jobs)"
 
 
-def failover_id(job_id: str, epoch: int) -> str:
-    return f"{job_id}:{int(epoch)}"
+def failover_id(job_id: str, epoch: int, role: str = "", provider_id: str = "") -> str:
+    """``<job>:<epoch>`` for the primary's lease (one failover per job and epoch); a lost
+    standby keeps the epoch (the primary runs on), so its record also names the standby:
+    ``<job>:<epoch>:standby:<provider>``."""
+    base = f"{job_id}:{int(epoch)}"
+    return f"{base}:standby:{provider_id}" if role == "standby" else base
+
+
+#: Records still waiting for the scheduler to run the job again.
+OPEN = ("started", "promoted")
 
 
 class Store:
@@ -106,6 +118,26 @@ class Store:
         except DuplicateKeyError:
             return False
         return True
+
+    async def mark(self, fid: str, allowed: Sequence[str], sets: Doc) -> bool:
+        res = await self.failovers.update_one(
+            {"_id": fid, "status": {"$in": list(allowed)}}, {"$set": sets}, comment=BY_JOB
+        )
+        return bool(res.modified_count)
+
+    async def close(self, fid: str, sets: Doc, events: Sequence[Staged]) -> bool:
+        """Move an open record to its outcome with its event; False when another replica
+        or a redelivery closed it first."""
+        res = await self.failovers.update_one(
+            {"_id": fid, "status": {"$in": list(OPEN)}},
+            outbox_update(events, {"$set": sets}),
+            comment=BY_JOB,
+        )
+        return bool(res.modified_count)
+
+    async def open_failovers_of_job(self, job_id: str) -> list[Doc]:
+        cur = self.failovers.find({"job_id": job_id, "status": {"$in": list(OPEN)}}, comment=BY_JOB)
+        return [d async for d in cur]
 
     async def failovers_of_job(self, job_id: str) -> list[Doc]:
         cur = self.failovers.find({"job_id": job_id}, comment=BY_JOB).sort("epoch", ASCENDING)

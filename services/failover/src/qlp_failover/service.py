@@ -200,7 +200,7 @@ class Failover:
         """One failover record per lease of the lost provider; the ids newly decided."""
         decided: list[str] = []
         for lease in t.leases:
-            fid = failover_id(lease.job_id, lease.epoch)
+            fid = failover_id(lease.job_id, lease.epoch, lease.role, t.provider_id)
             reason = "standby_lost" if lease.role == "standby" else "primary_lost"
             msg = ev.FailoverStarted(
                 # The provider's org: the heartbeat names the provider, not the job's
@@ -232,6 +232,81 @@ class Failover:
             else:
                 M.DUPLICATE_DECISIONS.inc()
         return decided
+
+    # ------------------------------------------------------------ outcomes
+
+    async def promoted(self, fid: str, new_epoch: int, provider_id: str, at_ms: int) -> bool:
+        """The scheduler promoted the standby (StandbyPromoted)."""
+        return await self.store.mark(
+            fid,
+            ["started"],
+            {
+                "status": "promoted",
+                "promoted_ms": at_ms,
+                "new_epoch": new_epoch,
+                "provider_id": provider_id,
+            },
+        )
+
+    async def job_running_again(
+        self,
+        job_id: str,
+        epoch: int,
+        provider_id: str,
+        checkpoint_id: str,
+        at_ms: int,
+        standby_provider_id: str = "",
+        placed: bool = False,
+    ) -> list[str]:
+        """Close the job's open records this event answers: a lost primary's when the job
+        runs under a later epoch (JobStarted), a lost standby's when the job is placed
+        again under the same epoch with its new standby (JobPlaced). The ids closed."""
+        closed: list[str] = []
+        for rec in await self.store.open_failovers_of_job(job_id):
+            standby = rec.get("role") == "standby"
+            if placed != standby:
+                continue
+            if (standby and int(rec["epoch"]) != epoch) or (
+                not standby and int(rec["epoch"]) >= epoch
+            ):
+                continue
+            duration = max(0, at_ms - int(rec["decided_ms"]))
+            msg = ev.FailoverCompleted(
+                org_id=rec["org_id"],
+                job_id=job_id,
+                failover_id=rec["_id"],
+                primary_provider_id=provider_id,
+                standby_provider_id=standby_provider_id,
+                epoch=epoch,
+                checkpoint_id=checkpoint_id,
+                duration_ms=duration,
+                completed_at=_ts(at_ms),
+            )
+            sets = {
+                "status": "completed",
+                "completed_ms": at_ms,
+                "epoch_after": epoch,
+                "provider_id": provider_id,
+                "recovery_ms": duration,
+            }
+            if await self.store.close(
+                rec["_id"], sets, [self._stage(msg, rec["org_id"], job_id, at_ms)]
+            ):
+                M.RECOVERY_SECONDS.labels(role="standby" if standby else "primary").observe(
+                    duration / 1000
+                )
+                closed.append(rec["_id"])
+        return closed
+
+    async def job_ended(self, job_id: str, status: str, at_ms: int) -> int:
+        """The job finished before it ran again: its open records end with it."""
+        n = 0
+        for rec in await self.store.open_failovers_of_job(job_id):
+            if await self.store.close(
+                rec["_id"], {"status": "ended", "ended_ms": at_ms, "job_status": status}, []
+            ):
+                n += 1
+        return n
 
     async def _recovered(self, t: Transition, partition: int) -> None:
         msg = ev.ProviderRecovered(

@@ -72,7 +72,7 @@ async def test_two_replicas_declare_a_death_once_and_decide_each_lease_once(
     recs = await mongo_db["failovers"].find({}).sort("_id", 1).to_list(None)
     assert [(r["_id"], r["reason"]) for r in recs] == [
         ("job_1:3", "primary_lost"),
-        ("job_2:1", "standby_lost"),
+        ("job_2:1:standby:prv_1", "standby_lost"),
     ]
     assert all(outbox_types(r) == ["qlp.failover.v1.FailoverStarted"] for r in recs)
 

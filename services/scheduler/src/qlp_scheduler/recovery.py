@@ -81,9 +81,11 @@ def failover_entry(
 
 def history_key(entry: Doc) -> str:
     """Where the entry lives in the job's ``failovers`` map (one per lost lease: the
-    epoch and the role it held). A map, not an array: the embedded database stores
+    epoch, the role it held and the provider). A map, not an array: the embedded database stores
     documents pushed into arrays as strings."""
-    return f"failovers.e{int(entry['old_epoch'])}_{entry['failed_role']}"
+    return (
+        f"failovers.e{int(entry['old_epoch'])}_{entry['failed_role']}_{entry['failed_provider_id']}"
+    )
 
 
 def _standby_promoted(job: Doc, entry: Doc, new_p: Doc, now: datetime) -> Staged:
@@ -218,6 +220,8 @@ async def promote_standby(
             lost=old_p["provider_id"],
             primary=new_p["provider_id"],
             standby=new_sb["provider_id"] if new_sb else None,
+            excluded=sorted({new_p.get("machine_id", ""), old_p.get("machine_id", "")}),
+            standby_machine=new_sb.get("machine_id") if new_sb else None,
             epoch=epoch,
         )
         return await sched.apply_effects(done)
@@ -307,7 +311,12 @@ async def replace_standby(
         provider_id=p["provider_id"],
         standby_provider_id=new_sb["provider_id"] if new_sb else None,
     )
-    evs = [E.lease_revoked(job, old_sb, int(job["epoch"]), t.LEASE_REVOCATION_REASON_FAILOVER, now)]
+    evs = [
+        E.lease_revoked(job, old_sb, int(job["epoch"]), t.LEASE_REVOCATION_REASON_FAILOVER, now),
+        # the placement changed (same epoch, new standby): the failover service closes
+        # the lost standby's record on it
+        E.job_placed(job, p, new_sb, int(job["epoch"]), now),
+    ]
     fx_assign: Doc = {}
     if new_sb:
         for a in sched._start_assignments(job, p, new_sb, int(job["epoch"]), True, now):
