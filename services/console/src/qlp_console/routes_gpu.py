@@ -242,10 +242,12 @@ async def instances(request: Request) -> Response:
 @page
 async def instance(request: Request, job_id: str) -> Response:
     s = await signed_in(request)
-    job = await s.api.get(f"/v1/gpu/jobs/{job_id}")
-    metrics, _ = await s.api.maybe(f"/v1/gpu/jobs/{job_id}/metrics")
-    logs, _ = await s.api.maybe(f"/v1/gpu/jobs/{job_id}/logs", limit=200)
-    failovers, fo_err = await s.api.maybe(f"/v1/gpu/jobs/{job_id}/failovers")
+    job = await s.api.get(f"/v1/gpu/jobs/{job_id}")  # 404 for another org's job
+    (metrics, _), (logs, _), (failovers, fo_err) = await asyncio.gather(
+        s.api.maybe(f"/v1/gpu/jobs/{job_id}/metrics"),
+        s.api.maybe(f"/v1/gpu/jobs/{job_id}/logs", limit=200),
+        s.api.maybe(f"/v1/gpu/jobs/{job_id}/failovers"),
+    )
     return render(
         request,
         "instance.html",
@@ -321,6 +323,9 @@ async def live_metrics(request: Request, job_id: str) -> Response:
                         "gpu_minutes": job.get("gpu_minutes"),
                         "step": job.get("step"),
                         "provider_id": job.get("provider_id"),
+                        "started_at": fmt.when(job.get("started_at"))
+                        if job.get("started_at")
+                        else None,
                         "message": job.get("message"),
                     },
                 )

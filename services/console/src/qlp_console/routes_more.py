@@ -148,7 +148,9 @@ async def generate(request: Request) -> Response:
         "tier": str(form.get("tier") or "T1"),
     }
     try:
-        gen = await s.api.post("/v1/generations", body, idempotent=str(form.get("idem") or True))
+        gen = await s.api.post(
+            "/v1/generations", body, idempotent=str(form.get("idem") or "") or True
+        )
     except ApiError as err:
         data, _ = await s.api.maybe("/v1/projects", limit=50)
         return render(

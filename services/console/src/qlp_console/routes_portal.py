@@ -3,6 +3,7 @@ plans with the proration preview, usage and quotas, invoices, credits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -22,10 +23,12 @@ router = APIRouter(include_in_schema=False, dependencies=[public()])
 @page
 async def overview(request: Request) -> Response:
     s = await signed_in(request)
-    sub, sub_err = await s.api.maybe("/v1/billing/subscription")
-    bal, bal_err = await s.api.maybe("/v1/billing/balance")
-    quotas, _ = await s.api.maybe("/v1/billing/quotas")
-    jobs, _ = await s.api.maybe("/v1/gpu/jobs", limit=5)
+    (sub, sub_err), (bal, bal_err), (quotas, _), (jobs, _) = await asyncio.gather(
+        s.api.maybe("/v1/billing/subscription"),
+        s.api.maybe("/v1/billing/balance"),
+        s.api.maybe("/v1/billing/quotas"),
+        s.api.maybe("/v1/gpu/jobs", limit=5),
+    )
     return render(
         request,
         "overview.html",
@@ -134,6 +137,7 @@ async def api_keys(request: Request) -> Response:
         "api_keys.html",
         s,
         title="API keys",
+        idem=uuid.uuid4().hex,
         keys=data["items"],
         scopes=SCOPES,
         created=None,
@@ -149,7 +153,9 @@ async def create_key(request: Request) -> Response:
     scopes = [str(x) for x in form.getlist("scopes")]
     body = {"name": str(form.get("name") or "").strip() or "console key", "scopes": scopes}
     try:
-        created = await s.api.post("/v1/api-keys", body, idempotent=str(form.get("idem") or True))
+        created = await s.api.post(
+            "/v1/api-keys", body, idempotent=str(form.get("idem") or "") or True
+        )
         problem = None
     except ApiError as err:
         created, problem = None, err.words
@@ -160,6 +166,7 @@ async def create_key(request: Request) -> Response:
         "api_keys.html",
         s,
         title="API keys",
+        idem=uuid.uuid4().hex,
         keys=data["items"],
         scopes=SCOPES,
         created=created,
@@ -274,8 +281,10 @@ async def change_plan(request: Request) -> Response:
 @page
 async def usage(request: Request) -> Response:
     s = await signed_in(request)
-    use = await s.api.get("/v1/billing/usage", period=request.query_params.get("period"))
-    quotas = await s.api.get("/v1/billing/quotas")
+    use, quotas = await asyncio.gather(
+        s.api.get("/v1/billing/usage", period=request.query_params.get("period")),
+        s.api.get("/v1/billing/quotas"),
+    )
     by_meter = {q["meter"]: q for q in quotas["items"]}
     rows = []
     for m in use["meters"]:

@@ -43,7 +43,7 @@
     var plot = new uPlot({
       width: width(el), height: 240,
       scales: { x: { time: false, range: [-0.5, labels.length - 0.5] } },
-      axes: [{ values: function (_, ticks) { return ticks.map(function (t) { return labels[t] !== undefined && Number.isInteger(t) ? labels[t] : ""; }); } }, { label: opts.unit || "" }],
+      axes: [{ values: function (_, ticks) { return ticks.map(function (t) { return labels[t] !== undefined && Number.isInteger(t) ? labels[t] : ""; }); } }, { label: opts.unit || "", size: 70 }],
       series: [{}].concat(series.map(function (s, i) {
         return { label: s.label, stroke: s.color, fill: s.fill, width: 2, paths: s.line ? undefined : bars, points: { show: !!s.line } };
       }))
@@ -89,7 +89,7 @@
         c.plot = new uPlot({
           width: width(c.el), height: 200,
           series: [{}].concat(order.map(function (u, i) { return { label: "GPU " + i, stroke: COLORS[i % COLORS.length], width: 2 }; })),
-          axes: [{}, {}]
+          axes: [{}, { size: 60 }]
         }, data, c.el);
       } else {
         c.plot.setData(data);
@@ -110,6 +110,7 @@
         if (s.t.length > 600) { s.t.shift(); order.forEach(function (u) { s.gpus[u].shift(); }); }
         if (window.uPlot) draw(metric);
       });
+      var empty = document.getElementById("telemetry-empty"); if (empty) empty.remove();
       root.setAttribute("data-samples", String(series[Object.keys(series)[0]].t.length));
       if (state) state.textContent = "Live: last sample " + new Date(t * 1000).toLocaleTimeString();
     }
@@ -123,7 +124,7 @@
         var j = JSON.parse(e.data);
         var st = document.getElementById("job-status");
         if (st) { st.textContent = j.status; st.className = "badge " + j.status; }
-        setText("job-cost", j.cost); setText("job-minutes", j.gpu_minutes); setText("job-step", j.step); setText("job-provider", j.provider_id);
+        setText("job-cost", j.cost); setText("job-minutes", j.gpu_minutes); setText("job-step", j.step); setText("job-provider", j.provider_id); setText("job-started", j.started_at);
       });
       es.addEventListener("end", function (e) {
         var j = JSON.parse(e.data);
