@@ -358,8 +358,9 @@ async def search(
     limit: Limit = 20,
     cursor: str | None = None,
 ) -> M.MarketplaceSearchOut:
-    """Full-text search (BM25 over title, tags, summary and description; short queries
-    also match words one or two typos away) over published listings you may see, with
+    """Full-text search (BM25 over title, tags, summary and description; every word
+    must match, and in queries of up to three words a word may also match one or two
+    typos away) over published listings you may see, with
     filters (tags: all of them, comma-separated; prices in cents; minimum Bayesian
     rating), sorts, counts per facet over the matching listings, and a cursor that never
     repeats or skips. Sponsored listings rank higher and are labelled."""

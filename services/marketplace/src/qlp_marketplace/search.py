@@ -218,32 +218,28 @@ class SearchIndex:
     # -- reads -------------------------------------------------------------------------
 
     def _text_query(self, q: str) -> tantivy.Query | None:
+        """Every term must match (in any text field, BM25-scored); in queries of up to
+        FUZZY_MAX_TERMS terms a term may also match a word one or two edits away in the
+        title or tags, scored lower than an exact match."""
         terms = terms_of(q)
         if not terms:
             return None
-        text = " ".join(terms)
-        exact = self.index.parse_query(text, list(TEXT_BOOSTS), field_boosts=TEXT_BOOSTS)
-        if len(terms) > FUZZY_MAX_TERMS:
-            return exact
-        fuzzy = [
-            (
-                tantivy.Occur.Should,
-                tantivy.Query.fuzzy_term_query(self.schema, "fuzzy", t, distance=d),
+        fuzzy_ok = len(terms) <= FUZZY_MAX_TERMS
+        musts = []
+        for t in terms:
+            exact = self.index.parse_query(t, list(TEXT_BOOSTS), field_boosts=TEXT_BOOSTS)
+            d = fuzzy_distance(t) if fuzzy_ok else 0
+            if not d:
+                musts.append((tantivy.Occur.Must, exact))
+                continue
+            fuzzy = tantivy.Query.boost_query(
+                tantivy.Query.fuzzy_term_query(self.schema, "fuzzy", t, distance=d), FUZZY_BOOST
             )
-            for t in terms
-            if (d := fuzzy_distance(t))
-        ]
-        if not fuzzy:
-            return exact
-        return tantivy.Query.boolean_query(
-            [
-                (tantivy.Occur.Should, exact),
-                (
-                    tantivy.Occur.Should,
-                    tantivy.Query.boost_query(tantivy.Query.boolean_query(fuzzy), FUZZY_BOOST),
-                ),
-            ]
-        )
+            either = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Should, exact), (tantivy.Occur.Should, fuzzy)]
+            )
+            musts.append((tantivy.Occur.Must, either))
+        return tantivy.Query.boolean_query(musts)
 
     def _term(self, name: str, value: str) -> tantivy.Query:
         return tantivy.Query.term_query(self.schema, name, value)
