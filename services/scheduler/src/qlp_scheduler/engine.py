@@ -19,8 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from gridfs import AsyncGridFSBucket
-from gridfs.errors import NoFile
 
 from qlp.scheduling.v1 import types_pb2 as t
 from qlp_kit.auth import Principal
@@ -31,6 +29,7 @@ from qlp_kit.outbox import Staged, outbox_update, with_outbox
 from qlp_scheduler import balances
 from qlp_scheduler import events as E
 from qlp_scheduler import service as S
+from qlp_scheduler.checkpoint_store import CheckpointStore, make_store
 from qlp_scheduler.k8s import KubernetesLauncher
 from qlp_scheduler.metrics import (
     CLAIM_CONFLICTS,
@@ -94,7 +93,7 @@ class Scheduler:
         self.repo = repo
         self.settings = settings
         self.index = OfferIndex()
-        self.bucket = AsyncGridFSBucket(repo.db, bucket_name=settings.checkpoint_bucket)
+        self.checkpoints: CheckpointStore = make_store(repo.db, settings)
         self._waiters: dict[str, asyncio.Event] = {}
         # True while the change stream on assignments runs: waiting long-polls then
         # need the database only at the end (and a slow safety re-check)
@@ -1188,23 +1187,17 @@ class Scheduler:
             "sha256": digest,
             "at_ms": ms(now),
         }
-        await self.bucket.upload_from_stream_with_id(
-            ck_id,
-            f"{job_id}/{step}",
-            data,
-            metadata={"job_id": job_id, "org_id": job["org_id"], **ck},
-        )
+        await self.checkpoints.put(job_id, ck_id, data, {"org_id": job["org_id"], **ck})
         done = await self.repo.update_job(
             job_id,
             {"epoch": epoch, "primary.provider_id": provider_id, "status": {"$in": sorted(S.LIVE)}},
             outbox_update(
-                [E.checkpoint_written(job, ck, now)],
+                [E.checkpoint_written(job, ck, self.checkpoints.uri(job_id, ck_id), now)],
                 {"$set": {"latest_checkpoint": ck, "updated_ms": ms(now)}},
             ),
         )
         if done is None:  # fenced meanwhile: the blob must not count
-            with contextlib.suppress(NoFile):
-                await self.bucket.delete(ck_id)
+            await self.checkpoints.delete(job_id, ck_id)
             current = await self.repo.get_job(job_id)
             raise S.StaleEpoch(job_id, epoch, int((current or job).get("epoch", 0)))
         await self._prune_checkpoints(job_id, keep_id=ck_id)
@@ -1213,14 +1206,10 @@ class Scheduler:
     async def _prune_checkpoints(self, job_id: str, keep_id: str) -> None:
         """Keep the newest few checkpoints of a job (never the one just recorded)."""
         try:
-            files = [
-                f
-                async for f in self.bucket.find({"metadata.job_id": job_id}).sort("uploadDate", -1)
-            ]
-            for f in files[CHECKPOINTS_KEPT:]:
-                if f._id != keep_id:
-                    with contextlib.suppress(NoFile):
-                        await self.bucket.delete(f._id)
+            ids = await self.checkpoints.newest_first(job_id)
+            for ck_id in ids[CHECKPOINTS_KEPT:]:
+                if ck_id != keep_id:
+                    await self.checkpoints.delete(job_id, ck_id)
         except Exception as exc:  # retention is best effort
             log.warning("checkpoint pruning failed", job_id=job_id, error=str(exc))
 
@@ -1231,11 +1220,9 @@ class Scheduler:
         ck = job.get("latest_checkpoint")
         if not ck:
             raise S.NotFound("checkpoint")
-        try:
-            stream = await self.bucket.open_download_stream(ck["checkpoint_id"])
-        except NoFile:
-            raise S.NotFound("checkpoint") from None
-        data = await stream.read()
+        data = await self.checkpoints.get(job_id, ck["checkpoint_id"])
+        if data is None:
+            raise S.NotFound("checkpoint")
         return Checkpoint(ck["checkpoint_id"], int(ck["step"]), data)
 
     # ================================================================ background

@@ -222,7 +222,7 @@ def job_progress(
     return staged(msg, job["org_id"], job["_id"], now)
 
 
-def checkpoint_written(job: dict[str, Any], ck: dict[str, Any], now: datetime) -> Staged:
+def checkpoint_written(job: dict[str, Any], ck: dict[str, Any], uri: str, now: datetime) -> Staged:
     msg = ev.CheckpointWritten(
         org_id=job["org_id"],
         job_id=job["_id"],
@@ -230,7 +230,7 @@ def checkpoint_written(job: dict[str, Any], ck: dict[str, Any], now: datetime) -
         provider_id=ck["provider_id"],
         epoch=int(ck["epoch"]),
         step=int(ck["step"]),
-        uri=f"gridfs://checkpoints/{ck['checkpoint_id']}",
+        uri=uri,
         size_bytes=int(ck["size_bytes"]),
         sha256=ck["sha256"],
         written_at=ts(now),

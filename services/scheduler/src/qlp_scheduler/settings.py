@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from qlp_kit.settings import ServiceSettings
@@ -51,7 +54,16 @@ class SchedulerSettings(ServiceSettings):
     # Assignments written for placed jobs are reconciled after this many seconds.
     reconcile_interval_s: float = 5.0
     checkpoint_max_bytes: int = 256 * 1024 * 1024
+    # Checkpoint blobs: "gridfs" (the scheduler's MongoDB, bucket checkpoint_bucket) or
+    # "s3" (any S3-compatible store; checkpoint_bucket is the S3 bucket).
+    checkpoint_store: Literal["gridfs", "s3"] = "gridfs"
     checkpoint_bucket: str = "checkpoints"
+    checkpoint_s3_endpoint: str = ""  # host[:port], e.g. s3.eu-west-1.amazonaws.com
+    checkpoint_s3_region: str = ""
+    checkpoint_s3_access_key: str = ""
+    checkpoint_s3_secret_key: SecretStr = SecretStr("")
+    checkpoint_s3_prefix: str = "checkpoints/"
+    checkpoint_s3_secure: bool = True
     # Kubernetes backend: providers registered with backend "kubernetes" get batch/v1
     # Jobs (in-cluster credentials). Off by default; never run against a live cluster.
     k8s_enabled: bool = False
@@ -65,3 +77,16 @@ class SchedulerSettings(ServiceSettings):
     liveness_events: bool = True
     # Background loops (placement retries, reconciler, timeouts); off in benchmarks.
     background_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> SchedulerSettings:
+        if self.checkpoint_store == "s3" and not (
+            self.checkpoint_s3_endpoint
+            and self.checkpoint_s3_access_key
+            and self.checkpoint_s3_secret_key.get_secret_value()
+        ):
+            raise ValueError(
+                "checkpoint_store=s3 needs QLP_SCHEDULER_CHECKPOINT_S3_ENDPOINT, "
+                "QLP_SCHEDULER_CHECKPOINT_S3_ACCESS_KEY and QLP_SCHEDULER_CHECKPOINT_S3_SECRET_KEY"
+            )
+        return self
