@@ -125,6 +125,31 @@ async def test_login_page_and_problems_in_words(person_factory: Any) -> None:
     await visitor.check("invite")
 
 
+async def test_keyboard_and_phone_layout(person_factory: Any) -> None:
+    mia = await person_factory(
+        "mia", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    await mia.signup("Mia Mobile")
+    await mia.goto("/app/billing/usage")
+    # the skip link is the first stop of the keyboard and moves focus to the content
+    await mia.page.keyboard.press("Tab")
+    assert "skip-link" in await mia.page.evaluate("() => document.activeElement.className")
+    await mia.page.keyboard.press("Enter")
+    assert await mia.page.evaluate("() => document.activeElement.id") == "main"
+    # on a phone the menu is folded, and opens from the keyboard
+    menu = mia.page.locator("details.navtoggle")
+    assert await menu.get_attribute("open") is None
+    await mia.page.focus("details.navtoggle > summary")
+    await mia.page.keyboard.press("Enter")
+    assert await menu.get_attribute("open") is not None
+    await mia.check("phone-menu")
+    for path in ("/app", "/app/billing/plans", "/app/gpu/launch", "/app/provider"):
+        await mia.goto(path)
+        fits = "() => document.documentElement.scrollWidth <= window.innerWidth + 1"
+        assert await mia.page.evaluate(fits), f"{path} scrolls sideways on a phone"
+        await mia.check("phone-" + path.strip("/").replace("/", "-"))
+
+
 async def test_session_cookie_csrf_cross_site_and_logout(person_factory: Any, console: str) -> None:
     bob = await person_factory("bob")
     await bob.signup("Bob Ltd")
@@ -264,14 +289,17 @@ async def test_gpu_job_live_on_a_simulated_agent_and_provider_earnings(
 
         # live telemetry arrives over SSE, then the job completes on the page itself
         await cara.page.wait_for_function(
-            "() => Number(document.getElementById('live').dataset.samples || 0) >= 2", timeout=60_000
+            "() => Number(document.getElementById('live').dataset.samples || 0) >= 2",
+            timeout=60_000,
         )
         await cara.check("instance-live")
         await cara.page.wait_for_function(
-            "() => document.getElementById('job-status').textContent === 'completed'", timeout=90_000
+            "() => document.getElementById('job-status').textContent === 'completed'",
+            timeout=90_000,
         )
         await cara.page.wait_for_function(
-            "() => document.getElementById('logs').textContent.includes('final_loss=')", timeout=30_000
+            "() => document.getElementById('logs').textContent.includes('final_loss=')",
+            timeout=30_000,
         )
         await cara.goto(job_url.removeprefix(console))
         assert "completed" in await _text(cara, "#job-status")
@@ -300,6 +328,8 @@ async def test_gpu_job_live_on_a_simulated_agent_and_provider_earnings(
         net = await eventually(earned, lambda t: t not in ("$0.00", ""), 60, "earnings")
         assert net.startswith("$")
         await pat.check("provider-earnings")
+        await pat.page.click("form[action='/app/provider/payouts'] button[type=submit]")
+        assert "Payout of $" in await _text(pat, ".flash.ok")
     finally:
         agent.terminate()
         try:
