@@ -47,6 +47,11 @@ def test_the_readme_walkthrough_has_every_step() -> None:
         "/earnings",
         "/v1/billing/invoices/upcoming",
         "/v1/auth/refresh",
+        "/v1/marketplace/listings",
+        "/v1/marketplace/purchases",
+        "/reviews",
+        "/download",
+        "/v1/marketplace/creator/earnings",
     ):
         assert step in text, step
     assert "--api-key " not in text, "an API key flag shows in ps"
@@ -134,3 +139,7 @@ def test_the_readme_walkthrough_runs_as_written(qlp_platform: Any, tmp_path: Pat
         page = httpx.get(link, timeout=30)
     assert page.status_code == 200 and "<html" in page.text.lower()
     assert '"user_id"' in out2 or '"org_id"' in out2  # /v1/me with the refreshed token
+    # the marketplace: published, bought by another org, reviewed, downloaded, 70 % earned
+    assert "published" in lines, out2[-3000:]
+    assert any(line.startswith("README.md ") for line in lines), out2[-3000:]
+    assert '"earnings":{"amount":1050' in out2, out2[-3000:]
