@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from qlp_testing.flows import eventually
+from qlp_testing.flows import PASSWORD, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -336,3 +336,87 @@ async def test_gpu_job_live_on_a_simulated_agent_and_provider_earnings(
             agent.wait(20)
         except subprocess.TimeoutExpired:
             agent.kill()
+
+
+ARTIFACT = b"PK\x03\x04 console test template " + b"x" * 64
+
+
+async def test_marketplace_search_buy_download_review_and_creator_earnings(
+    person_factory: Any, console: str
+) -> None:
+    import httpx
+
+    from qlp_testing.flows import bearer, signup
+
+    async with httpx.AsyncClient(base_url=console, timeout=30) as api:
+        seller_signup = await signup(api, "console-seller")
+        seller = bearer(seller_signup)
+        body = {
+            "kind": "template",
+            "title": "Console outbox template",
+            "summary": "A service template with a transactional outbox.",
+            "description": "Events ride in the changed document.",
+            "category": "api",
+            "tags": ["python", "outbox"],
+            "license": "MIT",
+            "price": {"amount": 1500, "currency": "USD"},
+        }
+        made = await api.post("/v1/marketplace/listings", json=body, headers=seller)
+        if made.status_code in (502, 503, 404):
+            pytest.skip("the marketplace service is not part of this platform run")
+        assert made.status_code == 201, made.text
+        lid = made.json()["id"]
+        r = await api.post(
+            f"/v1/marketplace/listings/{lid}/versions",
+            params={"version": "1.0.0", "changelog": "first"},
+            content=ARTIFACT,
+            headers={**seller, "content-type": "application/zip"},
+        )
+        assert r.status_code == 201, r.text
+        r = await api.post(f"/v1/marketplace/listings/{lid}/publish", headers=seller)
+        assert r.status_code == 200, r.text
+
+    dan = await person_factory("dan")
+    await dan.signup("Dan Buyer")
+    await _top_up(dan, "50.00")
+
+    async def search() -> str:
+        await dan.goto("/app/marketplace?q=outbox")
+        return await _text(dan, "main")
+
+    await eventually(search, lambda t: "Console outbox template" in t, 60, "the listing indexed")
+    await dan.check("marketplace-search")
+    await dan.page.click("text=Console outbox template")
+    await dan.page.wait_for_url(f"**/app/marketplace/listings/{lid}")
+    await dan.check("marketplace-listing")
+    await dan.page.click("form[action$='/buy'] button[type=submit]")
+    assert "Purchase" in await _text(dan, ".flash.ok")
+
+    async def bought() -> int:
+        await dan.goto(f"/app/marketplace/listings/{lid}")
+        return int(await dan.page.locator("a[href$='/download']").count())
+
+    await eventually(bought, lambda n: n == 1, 60, "the purchase paid")
+    got = await dan.page.request.get(f"{console}/app/marketplace/listings/{lid}/download")
+    assert got.status == 200 and await got.body() == ARTIFACT
+    await dan.page.fill("#rtitle", "Works well")
+    await dan.page.fill("#rbody", "Saved me a day.")
+    await dan.page.click("form[action$='/reviews'] button[type=submit]")
+    assert "Works well" in await _text(dan, "#rv-h + article")
+    await dan.check("marketplace-reviewed")
+
+    # the creator signs in on the console and sees the sale
+    sam = await person_factory("sam")
+    await sam.goto("/login")
+    await sam.page.fill("#email", seller_signup["user"]["email"])
+    await sam.page.fill("#password", PASSWORD)
+    await sam.page.click("form button[type=submit]")
+    await sam.page.wait_for_url("**/app")
+
+    async def earnings() -> str:
+        await sam.goto("/app/marketplace/creator")
+        return await _text(sam, "main")
+
+    text = await eventually(earnings, lambda t: "$10.50" in t, 60, "creator earnings")
+    assert "Console outbox template" in text
+    await sam.check("creator-earnings")

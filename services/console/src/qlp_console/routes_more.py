@@ -246,37 +246,29 @@ async def archive(request: Request, project_id: str, version_id: str) -> Respons
 
 
 def _unavailable(err: ApiError | None) -> bool:
-    return err is not None and err.status in (404, 502, 503, 504)
+    return err is not None and err.status in (502, 503, 504)
+
+
+SEARCH_KEYS = ("q", "kind", "category", "tags", "license", "min_rating", "sort")
+#: Facets that are search parameters (price ranges are not).
+LINKED_FACETS = ("kind", "category", "tags", "license")
 
 
 @router.get("/app/marketplace")
 @page
 async def marketplace(request: Request) -> Response:
     s = await signed_in(request)
-    keys = (
-        "q",
-        "kind",
-        "category",
-        "tags",
-        "min_price",
-        "max_price",
-        "min_rating",
-        "license",
-        "sort",
-    )
-    q = {k: request.query_params.get(k) or None for k in keys}
+    q = {k: request.query_params.get(k) or None for k in SEARCH_KEYS}
     data, err = await s.api.maybe("/v1/marketplace/search", limit=24, **q)
+    if err is not None and not _unavailable(err) and err.status != 422:
+        raise err
+    facets = {k: v for k, v in ((data or {}).get("facets") or {}).items() if k in LINKED_FACETS}
     return render(
-        request,
-        "marketplace.html",
-        s,
-        title="Marketplace",
-        q=q,
-        results=(data or {}).get("items", []),
-        facets=(data or {}).get("facets") or {},
-        unavailable=_unavailable(err),
+        request, "marketplace.html", s, title="Marketplace", q=q,
+        results=(data or {}).get("items", []), total=(data or {}).get("total", 0),
+        facets=facets, unavailable=_unavailable(err),
         problem=err.words if err and not _unavailable(err) else None,
-    )
+    )  # fmt: skip
 
 
 @router.get("/app/marketplace/listings/{listing_id}")
@@ -284,37 +276,53 @@ async def marketplace(request: Request) -> Response:
 async def listing(request: Request, listing_id: str) -> Response:
     s = await signed_in(request)
     item, err = await s.api.maybe(f"/v1/marketplace/listings/{listing_id}")
-    if err and err.status == 404 and item is None:
-        _probe, probe_err = await s.api.maybe("/v1/marketplace/search", limit=1)
-        if probe_err is None:
-            raise err
-        err = probe_err
-    if err and not _unavailable(err):
+    if err is not None and not _unavailable(err):
         raise err
-    reviews, _ = (
-        (await s.api.maybe(f"/v1/marketplace/listings/{listing_id}/reviews"))
-        if item
-        else (None, None)
-    )
+    reviews: Any = None
+    purchases: Any = None
+    owned = False
+    if item is not None:
+        (reviews, _), (purchases, _) = await asyncio.gather(
+            s.api.maybe(f"/v1/marketplace/listings/{listing_id}/reviews", limit=50),
+            s.api.maybe("/v1/marketplace/purchases", limit=100),
+        )
+        owned = item.get("creator_org_id") == s.org_id or any(
+            p.get("listing_id") == listing_id and p.get("entitled")
+            for p in (purchases or {}).get("items", [])
+        )
     return render(
-        request,
-        "listing.html",
-        s,
-        title="Listing",
-        item=item,
-        reviews=(reviews or {}).get("items", []),
-        unavailable=item is None,
-    )
+        request, "listing.html", s, title=(item or {}).get("title") or "Listing", item=item,
+        reviews=(reviews or {}).get("items", []), owned=owned, unavailable=item is None,
+    )  # fmt: skip
 
 
 @router.post("/app/marketplace/listings/{listing_id}/buy")
 @page
 async def buy(request: Request, listing_id: str) -> Response:
     s = await signed_in(request)
-    await verified_form(request, s)
-    await s.api.post("/v1/marketplace/purchases", {"listing_id": listing_id}, idempotent=True)
-    await flash(s, request, "Purchased. Download it from the listing page.")
+    form = await verified_form(request, s)
+    out = await s.api.post(
+        "/v1/marketplace/purchases",
+        {"listing_id": listing_id},
+        idempotent=str(form.get("idem") or "") or True,
+    )
+    status = out.get("status", "pending")
+    await flash(s, request, f"Purchase {status}: the download appears here once it is paid.")
     return redirect(f"/app/marketplace/listings/{listing_id}")
+
+
+@router.get("/app/marketplace/listings/{listing_id}/download")
+@page
+async def listing_download(request: Request, listing_id: str) -> Response:
+    s = await signed_in(request)
+    resp = await s.api.request("GET", f"/v1/marketplace/listings/{listing_id}/download", raw=True)
+    out = Response(
+        resp.content, media_type=resp.headers.get("content-type", "application/octet-stream")
+    )
+    out.headers["Content-Disposition"] = resp.headers.get(
+        "content-disposition", f'attachment; filename="{listing_id}"'
+    )
+    return out
 
 
 @router.post("/app/marketplace/listings/{listing_id}/reviews")
@@ -328,8 +336,9 @@ async def review(request: Request, listing_id: str) -> Response:
         rating = 0
     await s.api.post(
         f"/v1/marketplace/listings/{listing_id}/reviews",
-        {"rating": rating, "text": str(form.get("text") or "")[:2000]},
-    )
+        {"rating": rating, "title": str(form.get("title") or "")[:200],
+         "body": str(form.get("body") or "")[:4000]},
+    )  # fmt: skip
     await flash(s, request, "Thanks for the review.")
     return redirect(f"/app/marketplace/listings/{listing_id}")
 
@@ -338,18 +347,16 @@ async def review(request: Request, listing_id: str) -> Response:
 @page
 async def creator(request: Request) -> Response:
     s = await signed_in(request)
-    earnings, err = await s.api.maybe("/v1/marketplace/creator/earnings")
-    listings, _ = await s.api.maybe("/v1/marketplace/listings", limit=50, mine="true")
-    return render(
-        request,
-        "creator.html",
-        s,
-        title="Creator dashboard",
-        earnings=earnings,
-        listings=(listings or {}).get("items", []),
-        unavailable=_unavailable(err),
-        problem=err.words if err and not _unavailable(err) else None,
+    (earnings, err), (listings, _) = await asyncio.gather(
+        s.api.maybe("/v1/marketplace/creator/earnings"),
+        s.api.maybe("/v1/marketplace/listings", limit=50),
     )
+    if err is not None and not _unavailable(err):
+        raise err
+    return render(
+        request, "creator.html", s, title="Creator dashboard", earnings=earnings,
+        listings=(listings or {}).get("items", []), unavailable=_unavailable(err),
+    )  # fmt: skip
 
 
 # -- admin ---------------------------------------------------------------------------
