@@ -420,3 +420,37 @@ async def test_marketplace_search_buy_download_review_and_creator_earnings(
     text = await eventually(earnings, lambda t: "$10.50" in t, 60, "creator earnings")
     assert "Console outbox template" in text
     await sam.check("creator-earnings")
+
+
+async def test_generation_live_progress_gate_versions_diff_and_download(
+    person_factory: Any, console: str
+) -> None:
+    gia = await person_factory("gia")
+    await gia.signup("Gia Builder")
+    await gia.goto("/app/generations")
+    await gia.page.fill("#prompt", "a reading list app for a book club")
+    await gia.page.select_option("#tier", "T0")
+    await gia.page.click("form[action='/app/generations'] button[type=submit]")
+    await gia.page.wait_for_url("**/app/generations/*")
+    if await gia.page.locator("#gen-live").count():
+        await gia.check("generation-running")
+    # live progress over SSE; the page reloads itself once the generation has ended
+    await gia.page.wait_for_selector("#gate-h", timeout=120_000)
+    assert "completed" in await _text(gia, "#gen-status")
+    assert "passed" in await _text(gia, "section[aria-labelledby=gate-h]")
+    await gia.check("generation-done")
+    await gia.page.click("text=Open the project and its versions")
+    await gia.page.wait_for_url("**/app/projects/*")
+    project = gia.page.url.removeprefix(console)
+    zip_link = gia.page.locator("a[href$='/archive']").first
+    archive = await gia.page.request.get(console + str(await zip_link.get_attribute("href")))
+    assert archive.status == 200 and (await archive.body())[:2] == b"PK"
+    # restoring v1 makes v2: compare them side by side
+    await gia.page.click("form[action$='/restore'] button[type=submit]")
+    assert "Restore done" in await _text(gia, ".flash.ok")
+    assert await gia.page.locator("ol.timeline > li").count() == 2
+    await gia.page.select_option("#from", index=0)
+    await gia.page.select_option("#to", index=1)
+    await gia.page.click("form[action='" + project + "'] button[type=submit]")
+    assert "Changes" in await _text(gia, "main")
+    await gia.check("project-compare")

@@ -343,21 +343,18 @@ async def live_metrics(request: Request, job_id: str) -> Response:
     return _stream(events())
 
 
-@router.get("/app/gpu/instances/{job_id}/logs")
-@page
-async def live_logs(request: Request, job_id: str) -> Response:
-    """The job's log stream from the API, relayed as is (``log`` and ``end`` events)."""
-    s = await signed_in(request)
-    await s.api.get(f"/v1/gpu/jobs/{job_id}")
-    last = request.headers.get("last-event-id")
-    path = f"/v1/gpu/jobs/{job_id}/logs/stream" + (f"?cursor={last}" if last else "")
+def relay(api: Any, path: str, shape: Any = None) -> Response:
+    """An event stream of the API relayed to the browser event by event (the token
+    stays here); ``shape`` trims each event's data; ``problem`` when it breaks."""
 
     async def events() -> AsyncIterator[bytes]:
         yield b"retry: 3000\n\n"
         try:
-            async with s.api.stream(path) as resp:
+            async with api.stream(path) as resp:
                 if resp.status_code >= 400:
-                    yield sse("problem", {"status": resp.status_code, "title": "Logs unavailable"})
+                    yield sse(
+                        "problem", {"status": resp.status_code, "title": "Stream unavailable"}
+                    )
                     return
                 buffer = ""
                 async for chunk in resp.aiter_text():
@@ -368,10 +365,21 @@ async def live_logs(request: Request, job_id: str) -> Response:
                             payload = json.loads(data) if data else {}
                         except ValueError:
                             payload = {"line": data}
-                        yield sse(name, payload, eid)
+                        yield sse(name, shape(payload) if shape else payload, eid)
                         if name == "end":
                             return
         except Exception as exc:  # the API went away: the browser reconnects
-            yield sse("problem", {"title": "Log stream interrupted", "detail": type(exc).__name__})
+            yield sse("problem", {"title": "Stream interrupted", "detail": type(exc).__name__})
 
     return _stream(events())
+
+
+@router.get("/app/gpu/instances/{job_id}/logs")
+@page
+async def live_logs(request: Request, job_id: str) -> Response:
+    """The job's log stream from the API, relayed as is (``log`` and ``end`` events)."""
+    s = await signed_in(request)
+    await s.api.get(f"/v1/gpu/jobs/{job_id}")  # 404 for another org's job, before streaming
+    last = request.headers.get("last-event-id")
+    path = f"/v1/gpu/jobs/{job_id}/logs/stream" + (f"?cursor={last}" if last else "")
+    return relay(s.api, path)

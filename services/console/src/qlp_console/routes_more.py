@@ -12,6 +12,8 @@ from starlette.responses import Response
 
 from qlp_console import format as fmt
 from qlp_console.client import ApiError
+from qlp_console.diffview import side_by_side
+from qlp_console.routes_gpu import relay
 from qlp_console.web import (
     current_session,
     flash,
@@ -181,6 +183,22 @@ async def generation(request: Request, gen_id: str) -> Response:
     )
 
 
+def _gen_progress(data: Any) -> Any:
+    if not isinstance(data, dict):
+        return data
+    keep = ("id", "status", "stage", "progress", "project_id", "version_id", "failure")
+    return {k: data.get(k) for k in keep}
+
+
+@router.get("/app/generations/{gen_id}/events")
+@page
+async def generation_events(request: Request, gen_id: str) -> Response:
+    """The generation's progress, live (the API's event stream relayed)."""
+    s = await signed_in(request)
+    await s.api.get(f"/v1/generations/{gen_id}")  # 404 for another org's, before streaming
+    return relay(s.api, f"/v1/generations/{gen_id}/events", _gen_progress)
+
+
 @router.get("/app/projects/{project_id}")
 @page
 async def project(request: Request, project_id: str) -> Response:
@@ -193,6 +211,9 @@ async def project(request: Request, project_id: str) -> Response:
         diff, err = await s.api.maybe(f"/v1/projects/{project_id}/diff", **{"from": a, "to": b})
         if err:
             diff = {"problem": err.words}
+        else:
+            for f in diff.get("files", []):
+                f["rows"] = side_by_side(f.get("patch") or "")
     return render(
         request,
         "project.html",

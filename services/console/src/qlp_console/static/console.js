@@ -153,9 +153,19 @@
     }
   }
 
-  function generationPoll() {
-    var el = document.querySelector("[data-poll=true]");
-    if (el) setTimeout(function () { window.location.reload(); }, 2000);
+  function generationLive() {
+    var el = document.getElementById("gen");
+    if (!el || !el.getAttribute("data-events") || !window.EventSource) return;
+    var es = new EventSource(el.getAttribute("data-events"));
+    es.addEventListener("progress", function (e) {
+      var g = JSON.parse(e.data);
+      var st = document.getElementById("gen-status");
+      if (st) { st.textContent = g.status; st.className = "badge " + g.status; }
+      var sg = document.getElementById("gen-stage"); if (sg) sg.textContent = g.stage;
+      var pr = document.getElementById("gen-progress"); if (pr && g.progress !== null) { pr.value = g.progress; pr.textContent = g.progress + " %"; }
+    });
+    es.addEventListener("end", function () { es.close(); window.location.reload(); });
+    es.addEventListener("problem", function () { var l = document.getElementById("gen-live"); if (l) l.textContent = "Live progress interrupted; retrying…"; });
   }
 
   function mobileNav() {
@@ -168,6 +178,6 @@
     copyButtons();
     staticCharts();
     liveInstance();
-    generationPoll();
+    generationLive();
   });
 })();
