@@ -92,6 +92,14 @@ async def test_sign_up_upgrade_and_api_key(person_factory: Any) -> None:
         resp = await ann.goto(path)
         assert resp.status == 200, (path, resp.status)
         await ann.check(label)
+    # the upcoming invoice as PDF (rendered by the console) and as billing's document
+    await ann.goto("/app/billing/invoices/upcoming")
+    pdf = await ann.page.request.get(ann.base + "/app/billing/invoices/upcoming/pdf")
+    assert pdf.status == 200 and (await pdf.body())[:5] == b"%PDF-"
+    assert pdf.headers["content-type"] == "application/pdf"
+    await ann.page.click("text=Open the printable document")
+    await ann.page.wait_for_url("**/v1/billing/shared/invoices/upcoming?*")
+    assert "Starter" in await ann.page.content()
     resp = await ann.goto("/app/admin")
     assert resp.status == 403 and "Platform admins only" in await _text(ann, "main")
     await ann.check("admin-refused")

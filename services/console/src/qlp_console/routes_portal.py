@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from qlp_console import format as fmt
 from qlp_console.client import ApiError
+from qlp_console.pdf import PdfUnavailable, html_to_pdf
 from qlp_console.web import flash, page, redirect, render, signed_in, verified_form
 from qlp_kit.permissions import ROLES, SCOPES, public
 
@@ -355,6 +356,23 @@ async def invoice_download(request: Request, invoice_id: str) -> Response:
     if "/v1/billing/shared/" in url:
         return redirect(url[url.index("/v1/billing/shared/") :])
     raise ApiError(502, {"title": "No link", "detail": "billing answered no invoice link"})
+
+
+@router.get("/app/billing/invoices/{invoice_id}/pdf")
+@page
+async def invoice_pdf(request: Request, invoice_id: str) -> Response:
+    """The invoice as a PDF file: billing's HTML document rendered here."""
+    s = await signed_in(request)
+    resp = await s.api.request("GET", f"/v1/billing/invoices/{invoice_id}/html", raw=True)
+    try:
+        data = await html_to_pdf(resp.text)
+    except PdfUnavailable:
+        raise ApiError(503, {"title": "PDF not available",
+                             "detail": "this console cannot render PDFs (WeasyPrint or Pango is missing); open the printable document instead"}) from None  # fmt: skip
+    out = Response(data, media_type="application/pdf")
+    out.headers["Content-Disposition"] = f'attachment; filename="invoice-{invoice_id}.pdf"'
+    out.headers["Cache-Control"] = "no-store"
+    return out
 
 
 # -- credits -------------------------------------------------------------------------
