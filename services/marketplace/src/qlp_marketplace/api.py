@@ -201,7 +201,12 @@ async def patch_listing(
     """Changes the fields sent. `status` deprecates (still usable by holders, no longer
     sold), delists, or brings a deprecated listing back; a move the states do not allow
     is 409."""
-    changes = body.model_dump(exclude_unset=True)
+    # an explicit null clears only what may be empty (the private org: public again)
+    changes = {
+        k: v
+        for k, v in body.model_dump(exclude_unset=True).items()
+        if v is not None or k == "private_to_org_id"
+    }
     if body.price is not None:
         changes["price"] = body.price.model_dump()
     doc = await call(market(ctx).patch_listing(who, listing_id, changes))
