@@ -11,7 +11,7 @@ import pytest
 
 from qlp_generation.blueprint import Tier, extract
 from qlp_generation.reference import REFERENCE
-from qlp_generation.render import pins, render
+from qlp_generation.render import GENERATED_FEATURES, pins, render
 
 
 def _write(files: dict[str, bytes], root: Path) -> None:
@@ -27,6 +27,12 @@ def test_the_reference_suite_covers_every_tier_and_regulation() -> None:
     assert regs == {"gdpr", "hipaa", "sox"}
     types = {f.type for p, t in REFERENCE for e in extract(p, t).entities for f in e.fields}
     assert types == {"str", "text", "int", "money", "bool", "date", "datetime", "email", "ref"}
+    # every feature the pack generates, every scale and every monetization is gated in CI
+    feats = {f for p, t in REFERENCE for f in extract(p, t).features}
+    assert set(GENERATED_FEATURES) <= feats
+    assert {extract(p, t).scale for p, t in REFERENCE} == {"small", "medium", "large"}
+    mons = {extract(p, t).monetization for p, t in REFERENCE}
+    assert {"subscription", "freemium", "transaction_fee"} <= mons
 
 
 @pytest.mark.parametrize(("prompt", "tier"), REFERENCE)
