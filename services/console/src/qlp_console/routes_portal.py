@@ -233,7 +233,8 @@ async def plan_preview(request: Request) -> Response:
         problem = None
     except ApiError as err:
         preview, problem = None, err.words
-    tpl = "partials/preview.html" if request.headers.get("hx-request") else "plan_preview.html"
+    hx = bool(request.headers.get("hx-request"))
+    tpl = "partials/preview.html" if hx else "plan_preview.html"
     return render(
         request,
         tpl,
@@ -242,7 +243,8 @@ async def plan_preview(request: Request) -> Response:
         plan=plan,
         preview=preview,
         problem=problem,
-        status=200 if preview else (problem or {}).get("status", 400),
+        # htmx swaps only 2xx answers: the partial says the problem in words
+        status=200 if preview or hx else (problem or {}).get("status", 400),
     )
 
 
