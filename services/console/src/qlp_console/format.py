@@ -3,6 +3,7 @@ quota bars, durations, API problems in words."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -125,3 +126,10 @@ def _default_title(status: int) -> str:
         429: "Too many requests",
         503: "Service unavailable",
     }.get(status, "Error")
+
+
+def json_for_html(value: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&``
+    can close the element or start markup (a provider names its own GPU model)."""
+    text = json.dumps(value, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -162,8 +162,9 @@ async def invite_accept(request: Request) -> Response:
 @page
 async def logout(request: Request) -> Response:
     sess = await current_session(request)
-    await verified_form(request, sess)
     settings = settings_of(request)
+    if sess is not None:  # nothing to protect once the session is gone
+        await verified_form(request, sess)
     if sess is not None:
         await sessions_of(request).delete(sess.key)
         try:  # revoke the refresh token too; the session is gone either way

@@ -69,7 +69,7 @@ async def offers(request: Request) -> Response:
         offers=items,
         q=q,
         problem=problem,
-        chart=json.dumps(chart),
+        chart=fmt.json_for_html(chart),
     )
 
 

@@ -310,7 +310,13 @@ async def usage(request: Request) -> Response:
         "limit": [(r["quota"] or {}).get("limit") for r in rows],
     }
     return render(
-        request, "usage.html", s, title="Usage", usage=use, rows=rows, chart=json.dumps(chart)
+        request,
+        "usage.html",
+        s,
+        title="Usage",
+        usage=use,
+        rows=rows,
+        chart=fmt.json_for_html(chart),
     )
 
 

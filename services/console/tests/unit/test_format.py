@@ -72,3 +72,12 @@ def test_when_and_duration() -> None:
     assert fmt.duration(45) == "45 s"
     assert fmt.duration(125) == "2 min 5 s"
     assert fmt.duration(7260) == "2 h 1 min"
+
+
+def test_json_for_html_cannot_close_its_script_element() -> None:
+    import json
+
+    evil = {"labels": ["</script><script>alert(1)</script> & more"]}
+    text = fmt.json_for_html(evil)
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == evil
