@@ -193,6 +193,14 @@ async def test_publish_buy_review_download_refund(qlp_platform: Any) -> None:
         assert reviews["rating"]["bayesian"] == round((5 * 3.5 + 4) / 6, 2)
         assert reviews["items"][0]["reply"]["body"] == "Thanks!"
 
+        # delisted: no longer public, but the holder keeps reading and downloading it
+        r = await c.patch(f"{M}/listings/{listing}", json={"status": "delisted"}, headers=seller)
+        assert r.status_code == 200 and r.json()["status"] == "delisted", r.text
+        assert (await c.get(f"{M}/listings/{listing}", headers=other)).status_code == 404
+        assert (await c.get(f"{M}/listings/{listing}", headers=buyer)).status_code == 200
+        r = await c.get(f"{M}/listings/{listing}/download", headers=buyer)
+        assert r.status_code == 200 and r.content == ARTIFACT
+
         # the refund reverses the split and ends the entitlement
         r = await c.post(f"{M}/purchases/{pid}/refund", json={"reason": "test"}, headers=buyer)
         assert r.status_code == 202, r.text
@@ -200,7 +208,8 @@ async def test_publish_buy_review_download_refund(qlp_platform: Any) -> None:
         await _settled(c, buyer, pid, "refunded")
         assert (await _balance(c, buyer))["balance"]["amount"] == 10_000
         assert (await _balance(c, seller))["creator_payable"]["amount"] == 0
-        assert (await c.get(f"{M}/listings/{listing}/download", headers=buyer)).status_code == 403
+        # no longer held, and delisted: not even visible to the former buyer
+        assert (await c.get(f"{M}/listings/{listing}/download", headers=buyer)).status_code == 404
         await _ledger_ok(qlp_platform)
         e = await eventually(
             lambda: c.get(f"{M}/creator/earnings", headers=seller),

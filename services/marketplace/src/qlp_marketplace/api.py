@@ -183,9 +183,10 @@ async def list_listings(
 
 @router.get("/listings/{listing_id}", response_model=M.ListingOut, summary="Read a listing")
 async def get_listing(listing_id: str, ctx: Ctx, who: Reader) -> M.ListingOut:
-    """A published listing (any org), a private one (only the org it is for), or one of
-    your own in any state. Anything else is 404."""
-    doc = await call(market(ctx).visible_listing(who.org_id, listing_id))
+    """A published or deprecated listing (any org), a private one (only the org it is
+    for), one your org holds (also once delisted), or one of your own in any state.
+    Anything else is 404."""
+    doc = await call(market(ctx).visible_listing(who.org_id, listing_id, holders=True))
     return listing_out(doc, who.org_id)
 
 

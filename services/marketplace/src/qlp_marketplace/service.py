@@ -139,11 +139,16 @@ class Marketplace:
             raise NotFound(f"listing {listing_id}")
         return doc
 
-    async def visible_listing(self, org_id: str, listing_id: str) -> Doc:
+    async def visible_listing(self, org_id: str, listing_id: str, *, holders: bool = False) -> Doc:
+        """The listing if ``org_id`` may see it; with ``holders``, also a delisted (or
+        since made private) one the org holds a paid purchase of: entitlements outlive
+        the listing's publication."""
         doc = await self.store.any_listing(listing_id)
-        if doc is None or not R.visible_to(doc, org_id):
-            raise NotFound(f"listing {listing_id}")
-        return doc
+        if doc is not None and R.visible_to(doc, org_id):
+            return doc
+        if doc is not None and holders and await self.entitled(org_id, doc):
+            return doc
+        raise NotFound(f"listing {listing_id}")
 
     async def list_own(
         self, org_id: str, status: str | None, limit: int, cursor: str | None
@@ -587,7 +592,7 @@ class Marketplace:
         return active if active is not None and active["status"] == "paid" else None
 
     async def download(self, org_id: str, listing_id: str, version: str | None) -> Download | Doc:
-        listing = await self.visible_listing(org_id, listing_id)
+        listing = await self.visible_listing(org_id, listing_id, holders=True)
         free = int((listing.get("price") or {}).get("amount", 0)) == 0
         own = listing["org_id"] == org_id
         if not (own or free or await self.entitled(org_id, listing)):
