@@ -169,6 +169,20 @@ async def test_publish_buy_review_download_refund(qlp_platform: Any) -> None:
         assert (await c.get(f"{M}/purchases/{pid}", headers=other)).status_code == 404
         theirs = (await c.get(f"{M}/purchases", headers=other)).json()["items"]
         assert theirs == []
+        # a second version, over the gateway's default 1 MiB body limit (uploads get more)
+        big = ARTIFACT * (2 * 1024 * 1024 // len(ARTIFACT) + 1)
+        r = await c.post(
+            f"{M}/listings/{listing}/versions",
+            params={"version": "1.1.0", "changelog": "bigger"},
+            content=big,
+            headers={**seller, "content-type": "application/zip"},
+        )
+        assert r.status_code == 201, r.text
+        assert (await c.get(f"{M}/listings/{listing}/download", headers=buyer)).content == big
+        r = await c.get(
+            f"{M}/listings/{listing}/download", params={"version": "1.0.0"}, headers=buyer
+        )
+        assert r.content == ARTIFACT
 
         # reviews: buyers only, one per org (a second post edits), the creator replies
         r = await c.post(f"{M}/listings/{listing}/reviews", json={"rating": 5}, headers=other)
@@ -199,7 +213,7 @@ async def test_publish_buy_review_download_refund(qlp_platform: Any) -> None:
         assert (await c.get(f"{M}/listings/{listing}", headers=other)).status_code == 404
         assert (await c.get(f"{M}/listings/{listing}", headers=buyer)).status_code == 200
         r = await c.get(f"{M}/listings/{listing}/download", headers=buyer)
-        assert r.status_code == 200 and r.content == ARTIFACT
+        assert r.status_code == 200 and r.content == big
 
         # the refund reverses the split and ends the entitlement
         r = await c.post(f"{M}/purchases/{pid}/refund", json={"reason": "test"}, headers=buyer)

@@ -50,8 +50,11 @@ CONSOLE = "console"
 CONSOLE_PATHS = frozenset({"/", "/login", "/signup", "/logout", "/invite"})
 CONSOLE_PREFIXES: tuple[str, ...] = ("/app", "/static")
 
-#: Paths whose bodies may be large (checkpoint uploads from provider agents).
-_LARGE_BODY = re.compile(r"^/v1/providers/.+/checkpoints(/.*)?$")
+#: Paths whose bodies may be large (checkpoint uploads from provider agents; marketplace
+#: artifacts, which the marketplace itself limits to 25 MiB).
+_LARGE_BODY = re.compile(
+    r"^(/v1/providers/.+/checkpoints(/.*)?|/v1/marketplace/listings/[^/]+/versions)$"
+)
 
 
 @dataclass(frozen=True, slots=True)
