@@ -160,6 +160,11 @@ async def test_publish_buy_review_download_refund(qlp_platform: Any) -> None:
             what="earnings",
         )
         row = earnings.json()["items"][0]
+        await eventually(
+            lambda: c.get(f"{M}/listings/{listing}", headers=other),
+            lambda r: r.json()["sales"] == 1,
+            what="sales counted on the listing",
+        )
         assert (row["gross"]["amount"], row["platform_fees"]["amount"]) == (1500, 450)
 
         # the entitlement downloads; others get 403 (download) and 404 (purchases)
@@ -231,6 +236,8 @@ async def test_publish_buy_review_download_refund(qlp_platform: Any) -> None:
             what="refund in earnings",
         )
         assert e.json()["earnings"]["amount"] == 0
+        own = (await c.get(f"{M}/listings/{listing}", headers=seller)).json()
+        assert own["sales"] == 0 and own["rating"]["count"] == 1
 
 
 async def test_private_listing_and_cross_tenant(qlp_platform: Any) -> None:

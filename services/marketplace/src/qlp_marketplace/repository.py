@@ -217,6 +217,10 @@ class Store:
             {"_id": purchase_id}, {"$set": {"refunded": True, "refunded_at": at}}
         )
 
+    async def count_sales(self, seller_org: str, listing_id: str) -> int:
+        """Paid, not refunded sales of one listing."""
+        return await self.t(SALES, seller_org).count({"listing_id": listing_id, "refunded": False})
+
     async def sales(self, seller_org: str) -> list[Doc]:
         return await self.t(SALES, seller_org).find({}, sort=[("_id", ASCENDING)])
 

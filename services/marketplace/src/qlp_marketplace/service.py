@@ -568,11 +568,7 @@ class Marketplace:
         )
 
     async def _recount_sales(self, seller_org: str, listing_id: str) -> None:
-        n = sum(
-            1
-            for s in await self.store.sales(seller_org)
-            if s["listing_id"] == listing_id and not s.get("refunded")
-        )
+        n = await self.store.count_sales(seller_org, listing_id)
         listing = await self.store.own_listing(seller_org, listing_id)
         if listing is None or int(listing.get("sales", 0)) == n:
             return
