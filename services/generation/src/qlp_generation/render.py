@@ -275,6 +275,10 @@ def render(bp: Blueprint, tier: str = "T1") -> dict[str, bytes]:
         None,
     )
     approvals_on = bool(approval_case) and ("approvals" in feats or "sox" in bp.regulations)
+    if approvals_on:
+        # a requested change may carry someone's address: GDPR export and erasure cover it
+        paths = sorted({f"changes.{f}" for fs in email_fields.values() for f in fs})
+        email_fields = {**email_fields, "approvals": paths}
     if "approvals" in feats and not approvals_on:
         feats.remove("approvals")
     feats_code = [f for f in feats if f not in ("search", "approvals")]
