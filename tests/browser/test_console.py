@@ -265,6 +265,10 @@ async def test_gpu_job_live_on_a_simulated_agent_and_provider_earnings(
 
         await eventually(machines, lambda t: "online" in t or "active" in t, 60, "agent online")
         await pat.check("provider-online")
+        # the machines table refreshes itself (htmx every 5 s) from this partial
+        part = await pat.page.request.get(console + "/app/provider/machines")
+        assert part.status == 200 and "<html" not in await part.text()
+        assert "simulated" in await part.text()
 
         cara = await person_factory("cara")
         await cara.signup("Cara Consumer")

@@ -75,6 +75,23 @@ async def provider(request: Request) -> Response:
     )
 
 
+@router.get("/app/provider/machines")
+@page
+async def provider_machines(request: Request) -> Response:
+    """The machines table alone (htmx refreshes it every few seconds)."""
+    s = await signed_in(request)
+    data, problem = await s.api.maybe("/v1/providers", limit=100)
+    machines = (data or {}).get("items", [])
+    earnings = await asyncio.gather(
+        *(s.api.maybe(f"/v1/providers/{m['id']}/earnings") for m in machines)
+    )
+    for m, (e, _) in zip(machines, earnings, strict=True):
+        m["earnings"] = e
+    if problem is not None:
+        return render(request, "partials/problem.html", s, problem=problem.words)
+    return render(request, "partials/machines.html", s, machines=machines)
+
+
 def _public_base(request: Request) -> str:
     host = (
         request.headers.get("x-forwarded-host") or request.headers.get("host") or "127.0.0.1:8080"
