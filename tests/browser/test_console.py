@@ -71,9 +71,27 @@ async def test_sign_up_upgrade_and_api_key(person_factory: Any) -> None:
     # invitations: the code shown to the inviter
     await ann.goto("/app/members")
     await ann.page.fill("#inv-email", "colleague@example.com")
+    await ann.page.select_option("#inv-role", "viewer")
     await ann.page.click("form[action='/app/members/invite'] button[type=submit]")
-    assert len((await _text(ann, "#invite-code")).strip()) > 10
+    code = (await _text(ann, "#invite-code")).strip()
+    assert len(code) > 10
     await ann.check("members-invited")
+
+    # the colleague accepts on /invite and joins as a viewer: the API's 403 in words
+    vic = await person_factory("vic")
+    await vic.goto("/invite")
+    await vic.page.fill("#token", code)
+    await vic.page.fill("#display_name", "Vic")
+    await vic.page.fill("#password", PASSWORD)
+    await vic.page.click("form[action='/invite'] button[type=submit]")
+    await vic.page.wait_for_url("**/app")
+    assert "Ann Corp" in await _text(vic, "header") and "viewer" in await _text(vic, "header")
+    refused = await vic.goto("/app/api-keys")
+    assert refused.status == 403
+    assert "Your role does not allow this" in await _text(vic, ".problem")
+    await vic.check("viewer-refused")
+    await ann.goto("/app/members")
+    assert "colleague@example.com" in await _text(ann, "main table")
 
     # every other page renders, says what is empty, and passes axe
     for path, label in [
