@@ -273,6 +273,10 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
             ).stdout.splitlines()[-1]
             finals = [x["line"] for x in items if x["line"].startswith("final_loss=")]
             assert finals == [reference]  # bit for bit, and reported once
+            # the standby had fetched the checkpoint before the loss: no download at promotion
+            staged_log = (tmp_path / "agent-b.log").read_text()
+            assert "job.checkpoint_staged" in staged_log
+            assert "job.checkpoint_prestaged" in staged_log
             assert {x["epoch"] for x in items if x["line"].startswith("final_loss=")} == {2}
 
             fo = (await http.get(f"/v1/gpu/jobs/{jid}/failovers", headers=cons_auth)).json()

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from qlp_agent import checkpoints
-from qlp_agent.client import GatewayClient, GatewayError, GatewayUnavailable, StaleEpoch
+from qlp_agent.client import (
+    Checkpoint,
+    GatewayClient,
+    GatewayError,
+    GatewayUnavailable,
+    StaleEpoch,
+)
 from qlp_agent.config import AgentSettings
 from qlp_agent.containers import (
     ContainerEngineError,
@@ -108,6 +114,8 @@ class Agent:
         self.runners: dict[str, JobRunner] = {}
         self.tasks: dict[str, asyncio.Task[str]] = {}
         self.prepared: dict[str, Assignment] = {}
+        #: checkpoints a standby fetched ahead of a promotion: job id -> Checkpoint
+        self.staged: dict[str, Checkpoint] = {}
         self.seen_assignments: set[str] = set()
         self.fenced: set[tuple[str, int]] = set()
         self.heartbeats_sent = 0
@@ -318,6 +326,7 @@ class Agent:
         bound = log.bind(job_id=a.job_id, epoch=a.epoch, action=a.action, role=a.role)
         if a.action == "cancel":
             runner = self.runners.get(a.job_id)
+            self.staged.pop(a.job_id, None)
             if self.prepared.pop(a.job_id, None) is not None:
                 self.poke_heartbeat()
             if runner is not None and runner.epoch <= a.epoch:
@@ -331,6 +340,9 @@ class Agent:
             self.prepared[a.job_id] = a
             self.job_dirs(a.job_id, a.epoch)[1].mkdir(parents=True, exist_ok=True)
             self.poke_heartbeat()
+            return True
+        if a.action == "stage":
+            await self.stage_checkpoint(a)
             return True
         if a.action != "start":
             bound.warning("job.unknown_action")
@@ -351,6 +363,25 @@ class Agent:
             # transient failure (gateway unavailable): take the redelivery
             self.seen_assignments.discard(f"{a.assignment_id}:{a.action}")
         return True
+
+    async def stage_checkpoint(self, a: Assignment) -> None:
+        """A standby fetches the job's newest checkpoint now, so a promotion restores
+        it from memory instead of waiting for the download. Best effort."""
+        assert self.provider_id
+        bound = log.bind(job_id=a.job_id, epoch=a.epoch)
+        if a.job_id not in self.prepared or a.job_id in self.runners:
+            return
+        have = self.staged.get(a.job_id)
+        if have is not None and have.checkpoint_id == a.checkpoint_id:
+            return
+        try:
+            ckpt = await self.client.latest_checkpoint(self.provider_id, a.job_id, a.epoch)
+        except (GatewayError, GatewayUnavailable, StaleEpoch) as exc:
+            bound.info("job.stage_skipped", error=str(exc))
+            return
+        if ckpt is not None:
+            self.staged[a.job_id] = ckpt
+            bound.info("job.checkpoint_staged", step=ckpt.step, id=ckpt.checkpoint_id)
 
     def job_dirs(self, job_id: str, epoch: int) -> tuple[Path, Path]:
         assert self.provider_id
@@ -374,7 +405,18 @@ class Agent:
             await self.client.job_status(pid_, a.job_id, a.epoch, "starting")
             restored_step: int | None = None
             if a.resume:
-                ckpt = await self.client.latest_checkpoint(pid_, a.job_id, a.epoch)
+                staged = self.staged.pop(a.job_id, None)
+                if (
+                    staged is not None
+                    and a.checkpoint_id
+                    and staged.checkpoint_id == a.checkpoint_id
+                ):
+                    ckpt: Checkpoint | None = staged  # pre-staged: no download
+                    bound.info(
+                        "job.checkpoint_prestaged", step=staged.step, id=staged.checkpoint_id
+                    )
+                else:
+                    ckpt = await self.client.latest_checkpoint(pid_, a.job_id, a.epoch)
                 if ckpt is not None:
                     try:
                         await asyncio.to_thread(checkpoints.unpack, ckpt.data, ckpt_dir)

@@ -89,6 +89,8 @@ class Assignment:
     limits: dict[str, Any] = field(default_factory=dict)
     image: str = ""
     delivered_ms: int = 0  # when the scheduler delivered it (echoed in heartbeats)
+    #: ``stage``: the checkpoint to fetch; a resumed ``start``: the one it restores
+    checkpoint_id: str = ""
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> Assignment:
@@ -117,6 +119,7 @@ class Assignment:
             limits=dict(lim) if isinstance(lim := d.get("limits"), dict) else {},
             image=str(d.get("image") or ""),
             delivered_ms=int(d.get("delivered_ms") or 0),
+            checkpoint_id=str(d.get("checkpoint_id") or ""),
         )
 
 

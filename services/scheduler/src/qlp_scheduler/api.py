@@ -191,6 +191,8 @@ def _assignment(a: dict[str, Any]) -> M.AssignmentOut:
         max_duration_s=int(a.get("max_duration_s", 0)),
         resume=bool(a.get("resume")),
         delivered_ms=a.get("delivered_ms"),
+        checkpoint_id=a.get("checkpoint_id"),
+        step=a.get("step"),
     )
 
 

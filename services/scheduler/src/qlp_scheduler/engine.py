@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from qlp_scheduler.checkpoint_store import CheckpointStore, make_store
 from qlp_scheduler.k8s import KubernetesLauncher
 from qlp_scheduler.metrics import (
     CLAIM_CONFLICTS,
+    JOBS_AT_RISK,
     OFFERS_INDEXED,
     PLACEMENT_SECONDS,
     PLACEMENTS,
@@ -783,6 +785,11 @@ class Scheduler:
                     "checkpoint_interval_s": int(spec["checkpoint_interval_s"]),
                     "max_duration_s": int(spec["max_duration_s"]),
                     "resume": resume,
+                    # what a resumed start restores (a standby that pre-staged it
+                    # need not download it)
+                    "checkpoint_id": (job.get("latest_checkpoint") or {}).get("checkpoint_id")
+                    if resume
+                    else None,
                     "acked": 0,
                     "deliveries": 0,
                     "seq": time.time_ns(),
@@ -1014,14 +1021,14 @@ class Scheduler:
         or moved to another epoch: those are superseded, never delivered, whichever
         replica or late effect wrote them. Checked at delivery, so a start is never
         delivered after its job's cancel was recorded."""
-        starts = {a["job_id"] for a in items if a.get("action") in S.START_ACTIONS}
+        starts = {a["job_id"] for a in items if a.get("action") in S.EPOCH_BOUND_ACTIONS}
         if not starts:
             return items
         current = await self.repo.job_epochs(sorted(starts))
         stale = [
             a["_id"]
             for a in items
-            if a.get("action") in S.START_ACTIONS
+            if a.get("action") in S.EPOCH_BOUND_ACTIONS
             and (cur := current.get(a["job_id"])) is not None
             and (cur[0] in S.TERMINAL or cur[1] != int(a["epoch"]))
         ]
@@ -1201,7 +1208,38 @@ class Scheduler:
             current = await self.repo.get_job(job_id)
             raise S.StaleEpoch(job_id, epoch, int((current or job).get("epoch", 0)))
         await self._prune_checkpoints(job_id, keep_id=ck_id)
+        await self._stage_on_standby(done, ck, now)
         return ck
+
+    async def _stage_on_standby(self, job: Doc, ck: Doc, now: datetime) -> None:
+        """Tell the standby to fetch the checkpoint now, so a promotion does not wait
+        for the download. Best effort: a lost one only means a download at promotion."""
+        sb = job.get("standby")
+        if not sb:
+            return
+        epoch = int(job["epoch"])
+        aid = assignment_id(job["_id"], epoch, sb["provider_id"], f"stage-{ck['checkpoint_id']}")
+        doc = {
+            "_id": aid,
+            "assignment_id": aid,
+            "provider_id": sb["provider_id"],
+            "job_id": job["_id"],
+            "epoch": epoch,
+            "role": S.STANDBY,
+            "action": S.STAGE_ACTION,
+            "checkpoint_id": ck["checkpoint_id"],
+            "step": int(ck["step"]),
+            "acked": 0,
+            "deliveries": 0,
+            "seq": time.time_ns(),
+            "created_ms": ms(now),
+            "expire_at": now + ASSIGNMENT_TTL,
+        }
+        try:
+            await self.repo.insert_assignments([doc])
+            self._notify(sb["provider_id"])
+        except Exception as exc:
+            log.warning("checkpoint staging not queued", job_id=job["_id"], error=str(exc))
 
     async def _prune_checkpoints(self, job_id: str, keep_id: str) -> None:
         """Keep the newest few checkpoints of a job (never the one just recorded)."""
@@ -1388,6 +1426,9 @@ class Scheduler:
         now = utcnow()
         live = await self.repo.jobs_in_status(sorted(S.LIVE), limit=500)
         self.live_jobs_seen = len(live)
+        risks = Counter(r for j in live if (r := S.at_risk(j, ms(now))))
+        for reason in ("no_standby", "stale_checkpoint"):
+            JOBS_AT_RISK.labels(reason=reason).set(risks.get(reason, 0))
         for job in live:
             started = job.get("started_ms") or job.get("placed_ms")
             if not started:

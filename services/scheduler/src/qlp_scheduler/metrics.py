@@ -22,3 +22,9 @@ STALE_EPOCH_REPORTS = Counter(
     "qlp_scheduler_stale_epoch_total", "Agent calls refused for a stale lease epoch"
 )
 OFFERS_INDEXED = Gauge("qlp_scheduler_offers_indexed", "Active offers in the in-memory index")
+JOBS_AT_RISK = Gauge(
+    "qlp_scheduler_jobs_at_risk",
+    "Live jobs a provider loss would set back: running without a standby, or whose "
+    "latest checkpoint is older than two checkpoint intervals (as of the last sweep)",
+    ["reason"],
+)

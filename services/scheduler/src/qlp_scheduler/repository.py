@@ -431,7 +431,11 @@ class Repository:
         done = []
         async for a in cur:
             key = (a["job_id"], int(a["epoch"]))
-            if a["action"] == "cancel":
+            if a["action"] == "stage":
+                # best effort: done once delivered
+                if int(a.get("deliveries", 0) or 0) >= 1:
+                    done.append(a["_id"])
+            elif a["action"] == "cancel":
                 handled = handled_through_ms is None or handled_through_ms >= int(
                     a.get("delivered_ms") or 0
                 )
@@ -457,7 +461,7 @@ class Repository:
                 "job_id": job_id,
                 "provider_id": provider_id,
                 "acked": 0,
-                "action": {"$in": ["start", "prepare"]},
+                "action": {"$in": ["start", "prepare", "stage"]},
             },
             {"$set": {"acked": 1, "acked_ms": ms(now), "superseded": 1}},
         )

@@ -148,7 +148,10 @@ class AssignmentOut(BaseModel):
     job_id: str
     epoch: int
     role: Literal["primary", "standby"]
-    action: Literal["start", "cancel", "prepare"]
+    action: Literal["start", "cancel", "prepare", "stage"] = Field(
+        description="`start` run it, `prepare` be its standby, `stage` (standby) fetch the "
+        "checkpoint `checkpoint_id` now, `cancel` stop it."
+    )
     command: list[str]
     image: str = ""
     env: dict[str, str]
@@ -158,6 +161,12 @@ class AssignmentOut(BaseModel):
     resume: bool
     # when this delivery was made (echoed back in heartbeats as handled_through_ms)
     delivered_ms: int | None = None
+    checkpoint_id: str | None = Field(
+        default=None,
+        description="`stage`: the checkpoint to fetch; a resumed `start`: the checkpoint "
+        "it restores (a standby that staged it restores its local copy).",
+    )
+    step: int | None = None
 
 
 class AssignmentList(BaseModel):

@@ -40,6 +40,11 @@ OPEN = frozenset({SUBMITTED, ESCROW_HELD, PLACED, STARTING, RUNNING})
 AGENT_TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
 # Assignments that make an agent run (or get ready to run) a job.
 START_ACTIONS = ("start", "prepare")
+# A standby is told to fetch each new checkpoint ahead of a promotion (best effort: it
+# is done once delivered; a standby that missed one downloads at promotion).
+STAGE_ACTION = "stage"
+# Checked at delivery: never delivered once the job ended or moved to another epoch.
+EPOCH_BOUND_ACTIONS = (*START_ACTIONS, STAGE_ACTION)
 
 _TOKEN = re.compile(r"[^a-z0-9]+")
 
@@ -603,3 +608,24 @@ def usage_lines(usage: Mapping[str, Mapping[str, object]]) -> list[UsageLine]:
 def total_cost(lines: Iterable[UsageLine], cap_minor: int | None = None) -> int:
     total = sum(cost_minor(u.gpu_minutes, u.price_minor) for u in lines)
     return min(total, cap_minor) if cap_minor is not None and cap_minor > 0 else total
+
+
+def at_risk(job: Mapping[str, object], now_ms: int) -> str | None:
+    """Why a running job would lose work if its primary died now: ``no_standby``, or
+    ``stale_checkpoint`` (none, or older than two checkpoint intervals); None when a
+    warm standby and a fresh checkpoint cover it. Only running jobs are judged."""
+    if job.get("status") != RUNNING:
+        return None
+    if not job.get("standby"):
+        return "no_standby"
+    spec = job.get("spec") or {}
+    interval = int(spec.get("checkpoint_interval_s", 0) or 0) if isinstance(spec, Mapping) else 0
+    if interval <= 0:
+        return None
+    ck = job.get("latest_checkpoint")
+    since = (
+        int(ck.get("at_ms", 0) or 0)
+        if isinstance(ck, Mapping)
+        else int(job.get("run_started_ms", 0) or 0)  # type: ignore[call-overload]
+    )
+    return "stale_checkpoint" if now_ms - since > 2 * interval * 1000 else None

@@ -193,8 +193,28 @@ async def test_a_lost_primary_with_a_standby_gets_a_new_standby_on_a_third_machi
     job = await _running_job(sched_app, cons, agents, redundancy="hot_standby")
     jid, primary, standby = job["id"], job["provider_id"], job["standby_provider_id"]
     (third,) = set(agents) - {primary, standby}
+    # the checkpoint is staged on the standby as it lands (delivered once)
+    sb = agents[standby]
+    items = (await sb.get(f"/v1/providers/{standby}/assignments")).json()["items"]
+    staged = [x for x in items if x["action"] == "stage"]
+    latest = (await cons.get(f"/v1/gpu/jobs/{jid}")).json()["latest_checkpoint"]
+    assert [(x["checkpoint_id"], x["step"], x["epoch"]) for x in staged] == [
+        (latest["checkpoint_id"], 5, 1)
+    ]
+    hb = {"gpus": [], "running": [{"job_id": jid, "epoch": 1, "status": "standby"}]}
+    assert (await sb.post(f"/v1/providers/{standby}/heartbeat", json=hb)).status_code == 200
+    again = (await sb.get(f"/v1/providers/{standby}/assignments")).json()["items"]
+    assert [x for x in again if x["action"] == "stage"] == []
     sched = Scheduler(Repository(sched_app.db), sched_app.settings)
     assert await on_failover_started(sched, jid, 1, primary, f"{jid}:1") == "promoted"
+    start = [
+        x
+        for x in (await sb.get(f"/v1/providers/{standby}/assignments")).json()["items"]
+        if x["action"] == "start"
+    ]
+    assert [(x["epoch"], x["resume"], x["checkpoint_id"]) for x in start] == [
+        (2, True, latest["checkpoint_id"])
+    ]
     view = (await cons.get(f"/v1/gpu/jobs/{jid}")).json()
     assert (view["epoch"], view["provider_id"], view["standby_provider_id"]) == (2, standby, third)
     (fo,) = (await cons.get(f"/v1/gpu/jobs/{jid}/failovers")).json()["items"]
