@@ -92,6 +92,27 @@ async def test_sign_up_upgrade_and_api_key(person_factory: Any) -> None:
     await vic.check("viewer-refused")
     await ann.goto("/app/members")
     assert "colleague@example.com" in await _text(ann, "main table")
+    await ann.page.locator("form[action$='/role'] select").first.select_option("developer")
+    await ann.page.locator("form[action$='/role'] button[type=submit]").first.click()
+    assert "Role changed to developer" in await _text(ann, ".flash.ok")
+
+    # revoke the key made above
+    await ann.goto("/app/api-keys")
+    await ann.page.click("form[action$='/revoke'] button[type=submit]")
+    assert "API key revoked" in await _text(ann, ".flash.ok")
+    assert "ci pipeline" not in await _text(ann, "main table")  # revoked keys are not listed
+
+    # the billing profile, then on the invoice
+    await ann.goto("/app/billing/profile")
+    await ann.check("billing-profile")
+    await ann.page.fill("#p-name", "Ann Corp GmbH")
+    await ann.page.fill("#p-email", "billing@ann.example")
+    await ann.page.fill("#p-line1", "Hauptstrasse 1")
+    await ann.page.fill("#p-city", "Berlin")
+    await ann.page.fill("#p-postal", "10115")
+    await ann.page.fill("#p-country", "DE")
+    await ann.page.click("form[action='/app/billing/profile'] button[type=submit]")
+    assert "Billing profile saved" in await _text(ann, ".flash.ok")
 
     # every other page renders, says what is empty, and passes axe
     for path, label in [
@@ -118,6 +139,15 @@ async def test_sign_up_upgrade_and_api_key(person_factory: Any) -> None:
     await ann.page.click("text=Open the printable document")
     await ann.page.wait_for_url("**/v1/billing/shared/invoices/upcoming?*")
     assert "Starter" in await ann.page.content()
+    assert "Ann Corp GmbH" in await ann.page.content()  # bill-to on the printable invoice
+
+    # cancel: Starter stays until the end of the period
+    await ann.goto("/app/billing/plans")
+    await ann.page.click("details.danger > summary")
+    await ann.page.click("form[action='/app/billing/plans/cancel'] button[type=submit]")
+    assert "Canceled" in await _text(ann, ".flash.ok")
+    assert "cancels at period end" in await _text(ann, "main")
+
     resp = await ann.goto("/app/admin")
     assert resp.status == 403 and "Platform admins only" in await _text(ann, "main")
     await ann.check("admin-refused")
@@ -335,8 +365,27 @@ async def test_gpu_job_live_on_a_simulated_agent_and_provider_earnings(
         assert "completed" in await _text(cara, "#job-status")
         assert "$" in await _text(cara, "#job-cost")
         await cara.check("instance-completed")
+        # a second, long job: cancel it from its page
+        await cara.goto("/app/gpu/launch")
+        await cara.page.fill("#max_price", "70.00")
+        await cara.page.fill("#max_minutes", "10")
+        await cara.page.fill(
+            "#command",
+            f"{sys.executable} -m qlp_agent.workloads.train --steps 1000 --step-sleep 0.5",
+        )
+        await cara.page.click("button[value=submit]")
+        await cara.page.wait_for_url("**/app/gpu/instances/*")
+        await cara.page.wait_for_function(
+            "() => document.getElementById('job-status').textContent === 'running'", timeout=60_000
+        )
+        await cara.page.click("form[action$='/cancel'] button[type=submit]")
+        assert "Cancel requested" in await _text(cara, ".flash.ok")
+        await cara.page.wait_for_function(
+            "() => document.getElementById('job-status').textContent === 'canceled'", timeout=60_000
+        )
         await cara.goto("/app/gpu/instances")
         assert "completed" in await _text(cara, "main table")
+        assert "canceled" in await _text(cara, "main table")
         await cara.check("instances")
 
         # another org cannot reach this job's pages

@@ -277,6 +277,58 @@ async def change_plan(request: Request) -> Response:
     return redirect("/app/billing/plans")
 
 
+@router.post("/app/billing/plans/cancel")
+@page
+async def cancel_plan(request: Request) -> Response:
+    s = await signed_in(request)
+    await verified_form(request, s)
+    sub = await s.api.delete("/v1/billing/subscription")
+    await flash(
+        s,
+        request,
+        f"Canceled: {sub['plan']} stays until {fmt.when(sub['current_period_end'])}, then Free.",
+    )
+    return redirect("/app/billing/plans")
+
+
+# -- billing profile -----------------------------------------------------------------
+
+PROFILE_ADDRESS = ("line1", "line2", "city", "postal_code", "region", "country")
+
+
+@router.get("/app/billing/profile")
+@page
+async def profile(request: Request) -> Response:
+    s = await signed_in(request)
+    prof, err = await s.api.maybe("/v1/billing/profile")
+    if err is not None and err.status != 404:
+        raise err
+    return render(
+        request, "profile.html", s, title="Billing profile", prof=prof or {}, problem=None
+    )
+
+
+@router.post("/app/billing/profile")
+@page
+async def save_profile(request: Request) -> Response:
+    s = await signed_in(request)
+    form = await verified_form(request, s)
+    body = {
+        "name": str(form.get("name") or "").strip(),
+        "email": str(form.get("email") or "").strip(),
+        "tax_id": str(form.get("tax_id") or "").strip(),
+        "address": {k: str(form.get(k) or "").strip() for k in PROFILE_ADDRESS},
+    }
+    try:
+        await s.api.put("/v1/billing/profile", body)
+    except ApiError as err:
+        shown = {**body, "address": body["address"]}
+        return render(request, "profile.html", s, title="Billing profile", prof=shown,
+                      problem=err.words, status=err.status)  # fmt: skip
+    await flash(s, request, "Billing profile saved; invoices from now on carry it.")
+    return redirect("/app/billing/profile")
+
+
 # -- usage ---------------------------------------------------------------------------
 
 
