@@ -155,3 +155,21 @@ class ProjectVersionCreated(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     actor: _actor_pb2.Actor
     def __init__(self, org_id: _Optional[str] = ..., project_id: _Optional[str] = ..., version_id: _Optional[str] = ..., number: _Optional[int] = ..., branch: _Optional[str] = ..., parent_version_id: _Optional[str] = ..., source: _Optional[_Union[_types_pb2.VersionSource, str]] = ..., generation_id: _Optional[str] = ..., artifact_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[_actor_pb2.Actor, _Mapping]] = ...) -> None: ...
+
+class TemplateOutcomeRecorded(_message.Message):
+    __slots__ = ("org_id", "listing_id", "template_version", "gate_passed", "projects_built", "projects_passed", "recorded_at")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    LISTING_ID_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GATE_PASSED_FIELD_NUMBER: _ClassVar[int]
+    PROJECTS_BUILT_FIELD_NUMBER: _ClassVar[int]
+    PROJECTS_PASSED_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    listing_id: str
+    template_version: str
+    gate_passed: bool
+    projects_built: int
+    projects_passed: int
+    recorded_at: _timestamp_pb2.Timestamp
+    def __init__(self, org_id: _Optional[str] = ..., listing_id: _Optional[str] = ..., template_version: _Optional[str] = ..., gate_passed: _Optional[bool] = ..., projects_built: _Optional[int] = ..., projects_passed: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

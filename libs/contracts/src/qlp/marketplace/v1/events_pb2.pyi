@@ -191,7 +191,7 @@ class EntitlementGranted(_message.Message):
     def __init__(self, org_id: _Optional[str] = ..., entitlement_id: _Optional[str] = ..., listing_id: _Optional[str] = ..., kind: _Optional[_Union[_types_pb2.ListingKind, str]] = ..., listing_version: _Optional[str] = ..., purchase_id: _Optional[str] = ..., granted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListingVersionAdded(_message.Message):
-    __slots__ = ("org_id", "listing_id", "version", "changelog", "artifact_id", "size_bytes", "content_type", "generation_version_id", "sha256", "added_at", "actor")
+    __slots__ = ("org_id", "listing_id", "version", "changelog", "artifact_id", "size_bytes", "content_type", "generation_version_id", "sha256", "added_at", "actor", "kind", "template_archive")
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     LISTING_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +203,8 @@ class ListingVersionAdded(_message.Message):
     SHA256_FIELD_NUMBER: _ClassVar[int]
     ADDED_AT_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_ARCHIVE_FIELD_NUMBER: _ClassVar[int]
     org_id: str
     listing_id: str
     version: str
@@ -214,7 +216,9 @@ class ListingVersionAdded(_message.Message):
     sha256: str
     added_at: _timestamp_pb2.Timestamp
     actor: _actor_pb2.Actor
-    def __init__(self, org_id: _Optional[str] = ..., listing_id: _Optional[str] = ..., version: _Optional[str] = ..., changelog: _Optional[str] = ..., artifact_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., content_type: _Optional[str] = ..., generation_version_id: _Optional[str] = ..., sha256: _Optional[str] = ..., added_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[_actor_pb2.Actor, _Mapping]] = ...) -> None: ...
+    kind: _types_pb2.ListingKind
+    template_archive: bytes
+    def __init__(self, org_id: _Optional[str] = ..., listing_id: _Optional[str] = ..., version: _Optional[str] = ..., changelog: _Optional[str] = ..., artifact_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., content_type: _Optional[str] = ..., generation_version_id: _Optional[str] = ..., sha256: _Optional[str] = ..., added_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[_actor_pb2.Actor, _Mapping]] = ..., kind: _Optional[_Union[_types_pb2.ListingKind, str]] = ..., template_archive: _Optional[bytes] = ...) -> None: ...
 
 class RefundRequested(_message.Message):
     __slots__ = ("org_id", "purchase_id", "listing_id", "seller_org_id", "price", "reason", "requested_at", "actor")
