@@ -117,6 +117,7 @@ def provider_out(sched: Scheduler, d: dict[str, Any]) -> M.ProviderOut:
         stake=M.MoneyOut(amount=int(d.get("stake_minor", 0) or 0), currency=d["currency"]),
         last_heartbeat_at=S.from_ms(d.get("last_heartbeat_ms")),
         created_at=as_utc(d["created_at"]),
+        liveness=d.get("liveness") or "alive",
     )
 
 

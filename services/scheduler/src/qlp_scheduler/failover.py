@@ -38,6 +38,11 @@ from qlp_scheduler.settings import SchedulerSettings
 log = structlog.get_logger("qlp.scheduler.failover")
 
 FAILOVER_STARTED = "qlp.failover.v1.FailoverStarted"
+VERDICTS = {
+    "qlp.failover.v1.ProviderSuspected": ("suspected", "suspected_at"),
+    "qlp.failover.v1.ProviderDead": ("lost", "declared_at"),
+    "qlp.failover.v1.ProviderRecovered": ("alive", "recovered_at"),
+}
 
 FAILOVERS = Counter(
     "qlp_scheduler_failovers_total",
@@ -157,6 +162,15 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
 
     async def handle(ev: Event) -> None:
         m = ev.message
+        if ev.type in VERDICTS:
+            state, field = VERDICTS[ev.type]
+            at = getattr(m, field)
+            at_ms = int(at.ToMilliseconds()) if at.seconds or at.nanos else 0
+            sched: Scheduler = ctx.extras["scheduler"]
+            doc = await sched.repo.set_liveness(m.provider_id, state, at_ms)
+            if doc is not None:
+                sched._index_doc(doc)
+            return
         await on_failover_started(
             ctx.extras["scheduler"], m.job_id, int(m.old_epoch), m.failed_provider_id, m.failover_id
         )
@@ -166,7 +180,8 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             settings.failover_consumer_group,
             [topics.FAILOVER.name],
             handle,
-            event_types=[FAILOVER_STARTED],
-            description="failover decisions promote the hot standby under a new epoch",
+            event_types=[FAILOVER_STARTED, *VERDICTS],
+            description="failover decisions promote the hot standby under a new epoch; "
+            "liveness verdicts keep lost providers out of placement",
         )
     ]

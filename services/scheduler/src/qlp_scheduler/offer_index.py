@@ -46,7 +46,8 @@ def view_from_doc(doc: dict[str, Any], now: datetime, window_min: int) -> OfferV
             doc.get("losses") or {},
         ),
         last_heartbeat_ts=hb_ts,
-        status=str(doc.get("status", ACTIVE)),
+        # declared lost by the failover service: no new work until heard from again
+        status="lost" if doc.get("liveness") == "lost" else str(doc.get("status", ACTIVE)),
         containers=bool(doc.get("containers")),
         gpu_owner={u: str(owners.get(u, "") or "") for u in ordered},
     )

@@ -71,6 +71,7 @@ OFFER_FIELDS = dict.fromkeys(
         "region",
         "uptime",
         "losses",
+        "liveness",
         "registered_minute",
         "last_heartbeat_ms",
         "status",
@@ -464,6 +465,20 @@ class Repository:
                 "action": {"$in": ["start", "prepare", "stage"]},
             },
             {"$set": {"acked": 1, "acked_ms": ms(now), "superseded": 1}},
+        )
+
+    async def set_liveness(self, provider_id: str, state: str, at_ms: int) -> Doc | None:
+        """The failover service's verdict on a provider, unless a newer one is recorded
+        (verdicts of one provider arrive in order; a redelivery is older or equal).
+        Cross-tenant: verdicts name the provider only."""
+        return await self.providers.find_one_and_update(
+            {
+                "_id": provider_id,
+                "$or": [{"liveness_ms": {"$exists": False}}, {"liveness_ms": {"$lt": at_ms}}],
+            },
+            {"$set": {"liveness": state, "liveness_ms": at_ms, "updated_ms": at_ms}},
+            comment=SWEEP,
+            return_document=ReturnDocument.AFTER,
         )
 
     async def record_provider_loss(

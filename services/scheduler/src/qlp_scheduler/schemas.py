@@ -107,6 +107,11 @@ class ProviderOut(BaseModel):
     stake: MoneyOut
     last_heartbeat_at: datetime | None
     created_at: datetime
+    liveness: Literal["alive", "suspected", "lost"] = Field(
+        default="alive",
+        description="The failover service's verdict from the heartbeats: a `lost` "
+        "provider gets no new work until it is heard from again.",
+    )
 
 
 class ProviderList(BaseModel):

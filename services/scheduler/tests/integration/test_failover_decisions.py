@@ -311,3 +311,54 @@ async def test_a_decision_for_an_unknown_job_or_provider_changes_nothing(
     assert (await cons.get(f"/v1/gpu/jobs/{job['id']}/failovers")).json()["items"] == []
     for x in (a, cons):
         await x.aclose()
+
+
+async def test_a_provider_declared_lost_gets_no_new_work_until_it_recovers(
+    sched_app: App, qlp_infra: Any
+) -> None:
+    await provision(qlp_infra.kafka)
+    a, pa = await _register(sched_app.url, f"fp-{uuid.uuid4().hex[:6]}", 150)
+    b, pb = await _register(sched_app.url, f"fp-{uuid.uuid4().hex[:6]}", 180)
+    await asyncio.sleep(sched_app.settings.offer_refresh_s * 2)
+    producer = Producer(qlp_infra.kafka, client_id="it-verdicts")
+    await producer.start()
+
+    async def verdict(msg: Any) -> None:
+        rec = Record(
+            topics.FAILOVER.name,
+            pa,
+            msg.SerializeToString(),
+            build_headers(msg, org_id="org_p", source="failover", subject=pa),
+        )
+        await producer.send_many([rec])
+
+    try:
+        now_ms = int(time.time() * 1000)
+        dead = fev.ProviderDead(org_id="org_p", provider_id=pa)
+        dead.declared_at.FromMilliseconds(now_ms)
+        await verdict(dead)
+        end = time.monotonic() + 60
+        while (await a.get(f"/v1/providers/{pa}")).json()["liveness"] != "lost":
+            assert time.monotonic() < end
+            await asyncio.sleep(0.1)
+        cons = client(sched_app.url, consumer_principal(new_id("org")))
+        job = (await cons.post("/v1/gpu/jobs", json=job_body())).json()
+        assert job["provider_id"] == pb  # the cheaper one is lost
+        # a redelivered older verdict does not undo a newer one
+        back = fev.ProviderRecovered(org_id="org_p", provider_id=pa)
+        back.recovered_at.FromMilliseconds(now_ms + 1000)
+        await verdict(back)
+        await verdict(dead)
+        end = time.monotonic() + 60
+        while (await a.get(f"/v1/providers/{pa}")).json()["liveness"] != "alive":
+            assert time.monotonic() < end
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        assert (await a.get(f"/v1/providers/{pa}")).json()["liveness"] == "alive"
+        job2 = (await cons.post("/v1/gpu/jobs", json=job_body())).json()
+        assert job2["provider_id"] == pa
+        await cons.aclose()
+    finally:
+        await producer.stop()
+        for x in (a, b):
+            await x.aclose()
