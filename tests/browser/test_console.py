@@ -5,6 +5,8 @@ and axe-core on every page."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from qlp_testing.flows import PASSWORD, eventually
 
@@ -206,7 +209,9 @@ async def test_keyboard_and_phone_layout(person_factory: Any) -> None:
         await mia.check("phone-" + path.strip("/").replace("/", "-"))
 
 
-async def test_session_cookie_csrf_cross_site_and_logout(person_factory: Any, console: str) -> None:
+async def test_session_cookie_csrf_cross_site_and_logout(
+    person_factory: Any, console: str, qlp_platform: Any
+) -> None:
     bob = await person_factory("bob")
     await bob.signup("Bob Ltd")
     resp = await bob.goto("/app/billing/credits")
@@ -263,6 +268,31 @@ async def test_session_cookie_csrf_cross_site_and_logout(person_factory: Any, co
     await evil.close()
     await bob.goto("/app/billing/credits")
     assert "$0.00" in await _text(bob, ".cards article .big")  # nothing was added
+
+    # the access token runs out: the page and its requests at once refresh it once, and
+    # the session goes on (a refresh token is used up by its first use)
+    mongo: Any = AsyncMongoClient(qlp_platform.mongodb_url)
+    try:
+        sessions = mongo["qlp_console"]["sessions"]
+        key = hashlib.sha256(session["value"].encode()).hexdigest()
+        before = await sessions.find_one({"_id": key})
+        assert before is not None and "access_token" in before
+        await sessions.update_one({"_id": key}, {"$set": {"access_expires_at": 0}})
+        answers = await asyncio.gather(
+            *(bob.page.request.get(console + p, max_redirects=0)
+              for p in ("/app", "/app/billing/credits", "/app/gpu/instances", "/app/audit"))
+        )  # fmt: skip
+        assert [a.status for a in answers] == [200, 200, 200, 200]
+        after = await sessions.find_one({"_id": key})
+        assert after is not None and after["refresh_token"] != before["refresh_token"]
+        assert after["access_expires_at"] > 0
+        # and the new refresh token still works (reusing the old one would have made
+        # identity revoke the whole token family)
+        await sessions.update_one({"_id": key}, {"$set": {"access_expires_at": 0}})
+        again = await bob.page.request.get(console + "/app", max_redirects=0)
+        assert again.status == 200
+    finally:
+        await mongo.close()
 
     # logout ends the session on the server: the old cookie no longer works
     await bob.page.click("form[action='/logout'] button[type=submit]")

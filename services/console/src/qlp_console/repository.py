@@ -3,6 +3,7 @@ keyed by the digest of the cookie's random id). Every MongoDB call is here."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,6 +62,23 @@ class SessionRepository:
 
     async def update_tokens(self, key: str, tokens: dict[str, Any]) -> None:
         await self.coll.update_one({"_id": key}, {"$set": tokens})
+
+    async def claim_refresh(self, key: str, refresh_token: str, hold_s: float) -> bool:
+        """Whether this caller may spend the session's refresh token now: one claim at a
+        time across replicas (single-document conditional update), for ``hold_s``."""
+        now = time.time()
+        got = await self.coll.find_one_and_update(
+            {
+                "_id": key,
+                "refresh_token": refresh_token,
+                "$or": [
+                    {"refreshing_until": {"$exists": False}},
+                    {"refreshing_until": {"$lt": now}},
+                ],
+            },
+            {"$set": {"refreshing_until": now + hold_s}},
+        )
+        return got is not None
 
     async def delete(self, key: str) -> bool:
         res = await self.coll.delete_one({"_id": key})

@@ -3,6 +3,7 @@ security headers, CSRF and same-origin checks on every form, API problems as pag
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import time
@@ -131,19 +132,11 @@ async def current_session(request: Request) -> Session | None:
     doc = await repo.get(key)
     if doc is None:
         return None
-    if float(doc.get("access_expires_at", 0)) - 60 < time.time():
-        try:
-            tokens = await public_api(request).post(
-                "/v1/auth/refresh", {"refresh_token": doc["refresh_token"]}
-            )
-        except ApiError as exc:
-            if exc.status in (400, 401, 403, 404, 422):
-                await repo.delete(key)
-                return None
-            raise
-        update = token_fields(tokens)
-        await repo.update_tokens(key, update)
-        doc.update(update)
+    if _expiring(doc):
+        refreshed = await _refresh(request, repo, key)
+        if refreshed is None:
+            return None
+        doc = refreshed
     elif time.time() - _ts(doc.get("last_seen")) > 60:
         await repo.touch(key, settings.session_idle_s)
     flash = list(doc.get("flash") or [])
@@ -152,6 +145,55 @@ async def current_session(request: Request) -> Session | None:
     sess = Session(key, doc, Api(http_of(request), doc["access_token"]), doc["csrf"], flash)
     request.state.console_session = sess
     return sess
+
+
+def _expiring(doc: dict[str, Any]) -> bool:
+    return float(doc.get("access_expires_at", 0)) - 60 < time.time()
+
+
+#: One refresh at a time per session in this process: a refresh token is used up by
+#: its first use, so the page and its two event streams must not all spend it.
+_refresh_locks: dict[str, asyncio.Lock] = {}
+#: How long one request may hold the right to refresh a session (across replicas).
+REFRESH_HOLD_S = 10.0
+
+
+async def _refresh(request: Request, repo: SessionRepository, key: str) -> dict[str, Any] | None:
+    """New tokens for the session (or the ones another request just got); None when
+    identity refuses the refresh token: the session is over."""
+    if len(_refresh_locks) > 10_000:
+        for k in [k for k, lk in _refresh_locks.items() if not lk.locked()]:
+            _refresh_locks.pop(k, None)
+    lock = _refresh_locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        doc = await repo.get(key)
+        if doc is None or not _expiring(doc):
+            return doc  # gone, or refreshed meanwhile
+        if not await repo.claim_refresh(key, doc["refresh_token"], REFRESH_HOLD_S):
+            # another replica is spending it: wait for its new tokens
+            deadline = time.monotonic() + REFRESH_HOLD_S
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+                doc = await repo.get(key)
+                if doc is None or not _expiring(doc):
+                    return doc
+            raise ApiError(503, {"title": "Try again", "detail": "the session is being renewed"})
+        try:
+            tokens = await public_api(request).post(
+                "/v1/auth/refresh", {"refresh_token": doc["refresh_token"]}
+            )
+        except ApiError as exc:
+            if exc.status not in (400, 401, 403, 404, 422):
+                raise
+            again = await repo.get(key)  # another replica may have refreshed it
+            if again is not None and again.get("refresh_token") != doc["refresh_token"]:
+                return again
+            await repo.delete(key)
+            return None
+        update = {**token_fields(tokens), "refreshing_until": 0}
+        await repo.update_tokens(key, update)
+        doc.update(update)
+        return doc
 
 
 def _ts(value: Any) -> float:

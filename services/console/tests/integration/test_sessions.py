@@ -31,3 +31,17 @@ async def test_create_get_expire_delete(mongo_db: Any) -> None:
     await repo.create(idle, {"org_id": "org_1", "csrf": "c"}, 0, 7200)  # idle time already over
     assert await repo.get(idle) is None
     assert await mongo_db["sessions"].find_one({"_id": idle}) is None
+
+
+async def test_one_refresh_claim_at_a_time(mongo_db: Any) -> None:
+    repo = SessionRepository(mongo_db)
+    key = security.session_key(security.new_token())
+    await repo.create(key, {"org_id": "org_1", "refresh_token": "r1", "csrf": "c"}, 3600, 7200)
+    assert await repo.claim_refresh(key, "r1", 10) is True
+    assert await repo.claim_refresh(key, "r1", 10) is False  # held by the first
+    assert await repo.claim_refresh(key, "r0", 10) is False  # not the current token
+    await repo.update_tokens(key, {"refresh_token": "r2", "refreshing_until": 0})
+    assert await repo.claim_refresh(key, "r2", 10) is True
+    await repo.update_tokens(key, {"refreshing_until": 0})
+    assert await repo.claim_refresh(key, "r2", -1) is True  # an expired hold is taken over
+    assert await repo.claim_refresh(key, "r2", 10) is True
