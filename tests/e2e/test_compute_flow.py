@@ -13,18 +13,17 @@ the provider is owed 95 %, the platform keeps 5 %, the unused rest is refunded.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from qlp_testing.agents import spawn_agent, stop_agents
+from qlp_testing.flows import eventually, signup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -34,70 +33,11 @@ MAX_PRICE_MINOR = 7000
 MAX_DURATION_S = 600
 
 
-async def _signup(http: httpx.AsyncClient, name: str) -> dict[str, Any]:
-    resp = await http.post(
-        "/v1/auth/signup",
-        json={
-            "org_name": name,
-            "email": f"{name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:8]}@example.com",
-            "password": "correct horse battery staple 42",
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    out: dict[str, Any] = resp.json()
-    return out
-
-
-async def _eventually(
-    probe: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float, what: str
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if ok(last):
-            return last
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{what} not reached in {timeout}s; last: {last}")
-
-
-def _agent(gateway: str, key: str, state: Path, log: Path, price: str) -> subprocess.Popen[bytes]:
-    fh = open(log, "ab")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qlp_agent",
-            "run",
-            "--gateway",
-            gateway,
-            "--api-key",
-            key,
-            "--price-per-gpu-hour",
-            price,
-            "--region",
-            "eu-west",
-            "--simulate-gpus",
-            "1",
-            "--state-dir",
-            str(state),
-            "--heartbeat-interval",
-            "1",
-            "--poll-wait",
-            "2",
-        ],
-        stdout=fh,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 async def test_compute_flow_hot_standby_to_settlement(qlp_platform: Any, tmp_path: Path) -> None:
     gateway = qlp_platform.state.gateway_url
     agents: list[subprocess.Popen[bytes]] = []
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
-        provider = await _signup(http, "GPU Provider")
+        provider = await signup(http, "GPU Provider")
         prov_auth = {"Authorization": f"Bearer {provider['access_token']}"}
         made = await http.post(
             "/v1/api-keys",
@@ -110,7 +50,7 @@ async def test_compute_flow_hot_standby_to_settlement(qlp_platform: Any, tmp_pat
         try:
             for name, price in (("a", PRICE_DOLLARS), ("b", "65.00")):
                 agents.append(
-                    _agent(
+                    spawn_agent(
                         gateway, agent_key, tmp_path / name, tmp_path / f"agent-{name}.log", price
                     )
                 )
@@ -119,7 +59,7 @@ async def test_compute_flow_hot_standby_to_settlement(qlp_platform: Any, tmp_pat
                 r = await http.get("/v1/providers", headers=key_auth)
                 return list(r.json().get("items", [])) if r.status_code == 200 else []
 
-            regs = await _eventually(
+            regs = await eventually(
                 providers,
                 lambda items: len(items) == 2 and all(p["last_heartbeat_at"] for p in items),
                 60,
@@ -128,7 +68,7 @@ async def test_compute_flow_hot_standby_to_settlement(qlp_platform: Any, tmp_pat
             cheap = next(p for p in regs if p["price_per_gpu_hour"]["amount"] == PRICE_MINOR)
             assert all(p["simulated"] for p in regs)
 
-            consumer = await _signup(http, "GPU Consumer")
+            consumer = await signup(http, "GPU Consumer")
             cons_auth = {"Authorization": f"Bearer {consumer['access_token']}"}
             top = await http.post(
                 "/v1/billing/credits",
@@ -149,7 +89,7 @@ async def test_compute_flow_hot_standby_to_settlement(qlp_platform: Any, tmp_pat
 
             # the scheduler refuses a job its view of the balance cannot cover (402):
             # wait until it has seen the top-up
-            await _eventually(quote, lambda q: q.get("balance_covers") is True, 60, "top-up seen")
+            await eventually(quote, lambda q: q.get("balance_covers") is True, 60, "top-up seen")
             offers = (await http.get("/v1/gpu/offers", headers=cons_auth)).json()["items"]
             assert {o["provider_id"] for o in offers} >= {p["id"] for p in regs}
 
@@ -185,12 +125,12 @@ async def test_compute_flow_hot_standby_to_settlement(qlp_platform: Any, tmp_pat
                 ).json()
                 return out
 
-            placed = await _eventually(
+            placed = await eventually(
                 get_job, lambda j: j["status"] not in ("submitted", "escrow_held"), 60, "placement"
             )
             assert placed["provider_id"] == cheap["id"]
             assert placed["standby_provider_id"] in {p["id"] for p in regs} - {cheap["id"]}
-            done = await _eventually(
+            done = await eventually(
                 get_job,
                 lambda j: j["status"] in ("completed", "failed", "canceled"),
                 150,
@@ -214,7 +154,7 @@ async def test_compute_flow_hot_standby_to_settlement(qlp_platform: Any, tmp_pat
                 ).json()
                 return out
 
-            bal = await _eventually(
+            bal = await eventually(
                 consumer_balance, lambda b: b["escrow"]["amount"] == 0, 60, "escrow settled"
             )
             assert bal["balance"]["amount"] == 5000 - charged
@@ -227,7 +167,7 @@ async def test_compute_flow_hot_standby_to_settlement(qlp_platform: Any, tmp_pat
             ).json()
             assert earn["gross"]["amount"] == charged and earn["net"]["amount"] == charged - fee
             # GPUs are free again on both machines
-            after = await _eventually(
+            after = await eventually(
                 providers,
                 lambda items: all(p["available_gpus"] == 1 for p in items),
                 20,
@@ -235,12 +175,4 @@ async def test_compute_flow_hot_standby_to_settlement(qlp_platform: Any, tmp_pat
             )
             assert len(after) == 2
         finally:
-            for p in agents:
-                if p.poll() is None:
-                    p.terminate()
-            for p in agents:
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+            stop_agents(agents)

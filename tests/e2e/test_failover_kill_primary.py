@@ -9,22 +9,21 @@ uninterrupted run, bit for bit; the steps after the checkpoint are redone, none 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
+
+from qlp_testing.agents import kill_workloads, spawn_agent, stop_agents
+from qlp_testing.flows import eventually, signup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -48,74 +47,6 @@ def workload(sleep: float) -> list[str]:
     ]
 
 
-async def _signup(http: httpx.AsyncClient, name: str) -> dict[str, Any]:
-    resp = await http.post(
-        "/v1/auth/signup",
-        json={
-            "org_name": name,
-            "email": f"{name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:8]}@example.com",
-            "password": "correct horse battery staple 42",
-        },
-    )
-    assert resp.status_code == 201, resp.text
-    out: dict[str, Any] = resp.json()
-    return out
-
-
-async def _eventually(
-    probe: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float, what: str
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if ok(last):
-            return last
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{what} not reached in {timeout}s; last: {last}")
-
-
-def _agent(gateway: str, key: str, state: Path, log: Path, price: str) -> subprocess.Popen[bytes]:
-    fh = open(log, "ab")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qlp_agent",
-            "run",
-            "--gateway",
-            gateway,
-            "--api-key",
-            key,
-            "--price-per-gpu-hour",
-            price,
-            "--region",
-            "eu-west",
-            "--simulate-gpus",
-            "1",
-            "--state-dir",
-            str(state),
-            "--heartbeat-interval",
-            "1",
-            "--poll-wait",
-            "2",
-        ],
-        stdout=fh,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-def _kill_workloads(state_dir: Path) -> None:
-    """Workloads run in their own process groups: a killed agent leaves them orphaned."""
-    for f in state_dir.rglob("state.json"):
-        with contextlib.suppress(Exception):
-            for rec in (json.loads(f.read_text()).get("jobs") or {}).values():
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(int(rec["pid"]), signal.SIGKILL)
-
-
 async def _stale_reports(http: httpx.AsyncClient, scheduler_url: str) -> float:
     text = (await http.get(f"{scheduler_url}/metrics")).text
     for line in text.splitlines():
@@ -135,7 +66,7 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
     gateway = qlp_platform.state.gateway_url
     agents: dict[str, subprocess.Popen[bytes]] = {}
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
-        provider = await _signup(http, "Failover Provider")
+        provider = await signup(http, "Failover Provider")
         prov_auth = {"Authorization": f"Bearer {provider['access_token']}"}
         made = await http.post(
             "/v1/api-keys",
@@ -147,7 +78,7 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
         key_auth = {"Authorization": f"Bearer {agent_key}"}
         try:
             for name, price in (("a", "60.00"), ("b", "65.00")):
-                agents[name] = _agent(
+                agents[name] = spawn_agent(
                     gateway, agent_key, tmp_path / name, tmp_path / f"agent-{name}.log", price
                 )
 
@@ -155,7 +86,7 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
                 r = await http.get("/v1/providers", headers=key_auth)
                 return list(r.json().get("items", [])) if r.status_code == 200 else []
 
-            regs = await _eventually(
+            regs = await eventually(
                 providers,
                 lambda items: len(items) == 2 and all(p["last_heartbeat_at"] for p in items),
                 60,
@@ -163,7 +94,7 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
             )
             cheap = next(p for p in regs if p["price_per_gpu_hour"]["amount"] == 6000)
 
-            consumer = await _signup(http, "Failover Consumer")
+            consumer = await signup(http, "Failover Consumer")
             cons_auth = {"Authorization": f"Bearer {consumer['access_token']}"}
             top = await http.post(
                 "/v1/billing/credits",
@@ -183,7 +114,7 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
                 return dict(q.json()) if q.status_code == 200 else {}
 
             # the scheduler refuses what its view of the balance cannot cover (402)
-            await _eventually(quote, lambda q: q.get("balance_covers") is True, 60, "top-up seen")
+            await eventually(quote, lambda q: q.get("balance_covers") is True, 60, "top-up seen")
             submitted = await http.post(
                 "/v1/gpu/jobs",
                 json={
@@ -206,7 +137,7 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
                 ).json()
                 return out
 
-            running = await _eventually(
+            running = await eventually(
                 get_job,
                 lambda j: (j.get("latest_checkpoint") or {}).get("step", 0) >= CHECKPOINT_EVERY,
                 120,
@@ -220,25 +151,25 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
             if fault == "kill":
                 primary.send_signal(signal.SIGKILL)
                 primary.wait(10)
-                _kill_workloads(tmp_path / "a")  # its workload can report nothing anyway
+                kill_workloads(tmp_path / "a")  # its workload can report nothing anyway
             else:
                 primary.send_signal(signal.SIGSTOP)  # the agent only: its workload runs on
             killed_at = time.monotonic()
 
-            promoted = await _eventually(
+            promoted = await eventually(
                 get_job, lambda j: j["epoch"] >= 2, 60, "promotion of the standby"
             )
             assert promoted["provider_id"] == standby_id
             detected_and_promoted_s = time.monotonic() - killed_at
             if fault == "partition":
                 primary.send_signal(signal.SIGCONT)  # healed: it reports under epoch 1
-                await _eventually(
+                await eventually(
                     lambda: _stale_reports(http, scheduler_url),
                     lambda n: n > stale_before,
                     60,
                     "the returning primary's stale reports refused",
                 )
-            done = await _eventually(
+            done = await eventually(
                 get_job,
                 lambda j: j["status"] in ("completed", "failed", "canceled"),
                 150,
@@ -297,7 +228,7 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
                 ).json()
                 return out
 
-            bal = await _eventually(
+            bal = await eventually(
                 balance,
                 lambda b: int((b.get("escrow") or {}).get("amount", 1)) == 0,
                 60,
@@ -306,17 +237,9 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
             assert int(bal["balance"]["amount"]) == 5000 - cost, (bal, cost)
 
         finally:
-            for p in agents.values():
-                if p.poll() is None:
-                    p.terminate()
-            for p in agents.values():
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+            stop_agents(list(agents.values()))
             for name in agents:
-                _kill_workloads(tmp_path / name)
+                kill_workloads(tmp_path / name)
 
     # exactly one failover decision for the job, decided by the failover service
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(qlp_infra.mongodb_url)
@@ -328,7 +251,7 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
         async def record() -> dict[str, Any]:
             return dict(await db["failovers"].find_one({"_id": f"{jid}:1"}) or {})
 
-        closed = await _eventually(
+        closed = await eventually(
             record, lambda r: r.get("status") == "completed", 30, "the failover record completed"
         )
         assert closed["epoch_after"] == 2 and closed["recovery_ms"] > 0
