@@ -26,6 +26,8 @@ from qlp_console.web import (
     secured,
     settings_of,
     signed_in,
+    still_signed_in,
+    token_expiring,
     verified_form,
 )
 from qlp_kit.permissions import public
@@ -294,11 +296,16 @@ async def live_metrics(request: Request, job_id: str) -> Response:
     async def events() -> AsyncIterator[bytes]:
         seen: str | None = None
         last_state: Any = None
-        last_ping = time.monotonic()
+        last_ping = last_check = time.monotonic()
         yield b"retry: 2000\n\n"
         while True:
             if await request.is_disconnected():
                 return
+            if time.monotonic() - last_check > 30 or token_expiring(s.doc):
+                last_check = time.monotonic()
+                if not await still_signed_in(request, s):
+                    yield sse("end", {"status": "signed out"})
+                    return
             try:
                 job = await s.api.get(f"/v1/gpu/jobs/{job_id}")
                 metrics = await s.api.get(f"/v1/gpu/jobs/{job_id}/metrics")

@@ -132,7 +132,7 @@ async def current_session(request: Request) -> Session | None:
     doc = await repo.get(key)
     if doc is None:
         return None
-    if _expiring(doc):
+    if token_expiring(doc):
         refreshed = await _refresh(request, repo, key)
         if refreshed is None:
             return None
@@ -147,7 +147,7 @@ async def current_session(request: Request) -> Session | None:
     return sess
 
 
-def _expiring(doc: dict[str, Any]) -> bool:
+def token_expiring(doc: dict[str, Any]) -> bool:
     return float(doc.get("access_expires_at", 0)) - 60 < time.time()
 
 
@@ -167,7 +167,7 @@ async def _refresh(request: Request, repo: SessionRepository, key: str) -> dict[
     lock = _refresh_locks.setdefault(key, asyncio.Lock())
     async with lock:
         doc = await repo.get(key)
-        if doc is None or not _expiring(doc):
+        if doc is None or not token_expiring(doc):
             return doc  # gone, or refreshed meanwhile
         if not await repo.claim_refresh(key, doc["refresh_token"], REFRESH_HOLD_S):
             # another replica is spending it: wait for its new tokens
@@ -175,7 +175,7 @@ async def _refresh(request: Request, repo: SessionRepository, key: str) -> dict[
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
                 doc = await repo.get(key)
-                if doc is None or not _expiring(doc):
+                if doc is None or not token_expiring(doc):
                     return doc
             raise ApiError(503, {"title": "Try again", "detail": "the session is being renewed"})
         try:
@@ -212,6 +212,20 @@ def token_fields(tokens: dict[str, Any]) -> dict[str, Any]:
         "display_name": tokens["user"].get("display_name") or "",
         "role": tokens.get("role") or "",
     }
+
+
+async def still_signed_in(request: Request, sess: Session) -> bool:
+    """For a long-lived stream: is the session still there (not logged out), with a
+    fresh access token (refreshed when it runs out)? Updates ``sess`` in place."""
+    repo = sessions_of(request)
+    doc = await repo.get(sess.key)
+    if doc is not None and token_expiring(doc):
+        doc = await _refresh(request, repo, sess.key)
+    if doc is None:
+        return False
+    sess.doc = doc
+    sess.api.token = doc["access_token"]
+    return True
 
 
 async def signed_in(request: Request) -> Session:
