@@ -26,7 +26,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -39,6 +38,7 @@ from pymongo import AsyncMongoClient
 from benchmarks._common import write_results
 from qlp_infra.embedded import free_port
 from qlp_infra.runtime import Runtime
+from qlp_testing.agents import spawn_agent
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -93,33 +93,16 @@ def sample(procs: dict[str, list[int]], seconds: float) -> dict[str, float]:
 
 def start_agent(gateway: str, key: str, state: Path) -> subprocess.Popen[bytes]:
     state.mkdir(parents=True, exist_ok=True)
-    log = open(state / "agent.log", "ab")  # the child keeps it; closed when it exits
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qlp_agent",
-            "run",
-            "--gateway",
-            gateway,
-            "--api-key",
-            key,
-            "--price-per-gpu-hour",
-            "1.50",
-            "--region",
-            "eu-west",
-            "--simulate-gpus",
-            "2",
-            "--state-dir",
-            str(state),
-            "--container-engine",
-            "none",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        start_new_session=True,
+    return spawn_agent(
+        gateway,
+        key,
+        state,
+        state / "agent.log",
+        "1.50",
+        gpus=2,
+        timing=None,
+        extra=("--container-engine", "none"),
+        new_session=True,
     )
 
 
@@ -215,7 +198,7 @@ def main() -> None:
         {
             "sample_s": sample_s,
             "settle_s": settle_s,
-            "agent": "qlp-agent run --simulate-gpus 2 (default heartbeat 10 s, long-poll 20 s)",
+            "agent": "qlp-agent run --simulate-gpus 2 (default heartbeat 1 s, long-poll 20 s)",
             "short_mode": sample_s < 20,
             "runs": runs,
         },

@@ -1,5 +1,6 @@
-"""Provider agents as OS processes for end-to-end tests: simulated GPUs, 1 s heartbeats,
-short long-polls, one state folder each (one provider each)."""
+"""Provider agents as OS processes for end-to-end tests and benchmarks: simulated GPUs,
+one state folder each (one provider each); tests use 1 s heartbeats and short long-polls,
+benchmarks of idle cost the agent's own defaults."""
 
 from __future__ import annotations
 
@@ -20,10 +21,16 @@ def spawn_agent(
     price: str,
     gpus: int = 1,
     region: str = "eu-west",
+    *,
+    timing: tuple[str, ...] | None = ("--heartbeat-interval", "1", "--poll-wait", "2"),
+    extra: tuple[str, ...] = (),
+    new_session: bool = False,
 ) -> subprocess.Popen[bytes]:
     """``qlp-agent run`` with ``gpus`` simulated GPUs offered at ``price`` dollars per
-    GPU-hour; its output goes to ``log``."""
-    fh = open(log, "ab")
+    GPU-hour; its output goes to ``log``. ``timing`` are the heartbeat/long-poll flags
+    (``None``: the agent's defaults); ``extra`` more flags; ``new_session`` keeps a
+    Ctrl-C of the caller's terminal from reaching the agent."""
+    fh = open(log, "ab")  # the child keeps it; closed when it exits
     return subprocess.Popen(
         [
             sys.executable,
@@ -42,15 +49,14 @@ def spawn_agent(
             str(gpus),
             "--state-dir",
             str(state),
-            "--heartbeat-interval",
-            "1",
-            "--poll-wait",
-            "2",
+            *(timing or ()),
+            *extra,
         ],
         stdout=fh,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=new_session,
     )
 
 
