@@ -18,6 +18,8 @@ from qlp_identity.schemas import (
     MemberList,
     MemberOut,
     MeOut,
+    PlatformAdminChangeOut,
+    PlatformAdminOut,
     RefreshIn,
     RoleIn,
     RotatedOut,
@@ -292,6 +294,43 @@ async def rotate_signing_key(
     """Force a rotation. ``immediate=false`` pre-publishes the new key as the schedule
     does; the default signs with it at once (e.g. after a suspected compromise)."""
     return {"kid": await svc.keyring.rotate(immediate=immediate)}
+
+
+@internal.get(
+    "/platform-admins",
+    response_model=list[PlatformAdminOut],
+    summary="List the platform admins (operators)",
+)
+async def list_platform_admins(_: ServicePrincipal, svc: Svc) -> list[dict[str, Any]]:
+    """The users whose tokens carry the ``platform_admin`` role. Service principals
+    only (``qlpctl admins list``); never routed to clients."""
+    return await svc.platform_admins()
+
+
+@internal.put(
+    "/platform-admins/{email}",
+    response_model=PlatformAdminChangeOut,
+    summary="Make a user a platform admin (operators)",
+    responses=problems(404),
+)
+async def grant_platform_admin(email: str, principal: ServicePrincipal, svc: Svc) -> dict[str, Any]:
+    """Idempotent; the user's next access token (sign in again) carries the role.
+    Service principals only (``qlpctl admins grant``); never routed to clients."""
+    return await svc.set_platform_admin(email, True, principal.subject)
+
+
+@internal.delete(
+    "/platform-admins/{email}",
+    response_model=PlatformAdminChangeOut,
+    summary="Take the platform admin role away (operators)",
+    responses=problems(404),
+)
+async def revoke_platform_admin(
+    email: str, principal: ServicePrincipal, svc: Svc
+) -> dict[str, Any]:
+    """Idempotent; access tokens already issued keep the role until they expire (at
+    most 15 minutes). Service principals only (``qlpctl admins revoke``)."""
+    return await svc.set_platform_admin(email, False, principal.subject)
 
 
 routers = [auth, me_router, orgs, keys, public, internal]

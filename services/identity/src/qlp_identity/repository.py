@@ -94,6 +94,21 @@ class IdentityRepository:
         docs = self.db[USERS].find({"_id": {"$in": list(ids)}}, {"email": 1, "display_name": 1})
         return {d["_id"]: d async for d in docs}
 
+    async def set_platform_admin(self, user_id: str, on: bool, at_ms: int) -> None:
+        """Mark (or unmark) a user as a platform operator: a flag on the user, not a
+        role in any organization."""
+        await self.db[USERS].update_one(
+            {"_id": user_id}, {"$set": {"platform_admin": on, "platform_admin_ms": at_ms}}
+        )
+
+    async def platform_admins(self) -> list[Doc]:
+        docs = self.db[USERS].find(
+            {"platform_admin": True},
+            {"email": 1, "display_name": 1, "created_ms": 1, "platform_admin_ms": 1},
+            comment=f"{CROSS_TENANT}: platform operators",
+        )
+        return sorted([d async for d in docs], key=lambda d: d["email"])
+
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self.db[USERS].update_one(
             {"_id": user_id}, {"$set": {"password_hash": password_hash}}

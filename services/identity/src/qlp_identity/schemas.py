@@ -64,6 +64,8 @@ class TokensOut(BaseModel):
     org: OrgOut
     user: UserOut
     role: RoleName
+    #: A platform operator (``qlpctl admins grant``): the token carries ``platform_admin``.
+    platform_admin: bool = False
 
 
 class MembershipRef(BaseModel):
@@ -80,6 +82,25 @@ class MeOut(BaseModel):
     role: RoleName | None = None
     scopes: list[str] = Field(default_factory=list)
     memberships: list[MembershipRef] = Field(default_factory=list)
+    platform_admin: bool = False
+
+
+class PlatformAdminOut(BaseModel):
+    id: str
+    email: str
+    display_name: str = ""
+    created_at: str | None = None
+    admin_since: str | None = None
+
+
+class PlatformAdminChangeOut(BaseModel):
+    id: str
+    email: str
+    display_name: str = ""
+    created_at: str | None = None
+    platform_admin: bool
+    #: False when the user already was (or was not) a platform admin.
+    changed: bool
 
 
 class MemberOut(BaseModel):

@@ -126,6 +126,7 @@ class AuthResult:
     org: dict[str, Any]
     user: dict[str, Any]
     role: str
+    platform_admin: bool = False
 
     def body(self) -> dict[str, Any]:
         return {
@@ -136,7 +137,17 @@ class AuthResult:
             "org": self.org,
             "user": self.user,
             "role": self.role,
+            "platform_admin": self.platform_admin,
         }
+
+
+def token_roles(user: dict[str, Any], role: str) -> list[str]:
+    """The ``roles`` claim: the organization role, plus ``platform_admin`` for a user
+    an operator made a platform admin (``qlpctl admins grant``)."""
+    out = [role]
+    if bool(user.get("platform_admin")):
+        out.append(perms.PLATFORM_ADMIN_ROLE)
+    return out
 
 
 class IdentityService:
@@ -209,7 +220,7 @@ class IdentityService:
             audience=s.audience,
             user_id=user["_id"],
             org_id=org["_id"],
-            roles=[role],
+            roles=token_roles(user, role),
             scopes=roles.scopes_for(role),
             ttl_s=s.access_token_ttl_s,
         )
@@ -245,7 +256,49 @@ class IdentityService:
                 "expire_at": ms_to_dt(expires),
             }
         )
-        return AuthResult(access, token, s.access_token_ttl_s, org_out(org), user_out(user), role)
+        return AuthResult(
+            access,
+            token,
+            s.access_token_ttl_s,
+            org_out(org),
+            user_out(user),
+            role,
+            platform_admin=bool(user.get("platform_admin")),
+        )
+
+    # -------------------------------------------------------- platform admins
+
+    async def platform_admins(self) -> list[dict[str, Any]]:
+        return [
+            {**user_out(u), "admin_since": iso(u.get("platform_admin_ms"))}
+            for u in await self.repo.platform_admins()
+        ]
+
+    async def set_platform_admin(self, email: str, on: bool, actor_id: str) -> dict[str, Any]:
+        """Make a user a platform admin (or no longer one), by e-mail; idempotent. The
+        role is in the next access token the user gets (sign in again, or the next
+        refresh); a revoked admin's access tokens already issued stay valid until they
+        expire. Each organization the user belongs to records it in its audit log."""
+        try:
+            address = normalize_email(email)
+        except PolicyError as exc:
+            raise errors.invalid(str(exc)) from None
+        user = await self.repo.get_user_by_email(address)
+        if user is None:
+            raise errors.not_found("user")
+        changed = bool(user.get("platform_admin")) != on
+        if changed:
+            await self.repo.set_platform_admin(user["_id"], on, now_ms())
+            for m in await self.repo.memberships_of_user(user["_id"]):
+                await self.audit(
+                    m["org_id"],
+                    "user.platform_admin_granted" if on else "user.platform_admin_revoked",
+                    actor_type="service",
+                    actor_id=actor_id,
+                    target=user["_id"],
+                )
+            log.info("platform admin changed", user=user["_id"], platform_admin=on)
+        return {**user_out(user), "platform_admin": on, "changed": changed}
 
     def _user_id(self, p: Principal) -> str:
         if p.kind != "user":
@@ -596,6 +649,7 @@ class IdentityService:
             "org": org_out(org),
             "role": membership["role"],
             "scopes": roles.scopes_for(membership["role"]),
+            "platform_admin": bool(user.get("platform_admin")),
             "memberships": [
                 {
                     "org_id": m["org_id"],
