@@ -67,8 +67,26 @@ RUN groupadd --system --gid 10001 qlp \
     && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
        --shell /usr/sbin/nologin qlp
 
+# System libraries a service needs at run time, from Debian (bookworm), in the
+# runtime stage only: the console renders invoice PDFs with WeasyPrint, which loads
+# Pango, PangoFT2 and HarfBuzz's subsetter through ctypes and needs a font.
+RUN case "${SERVICE}" in \
+      console) packages="libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core" ;; \
+      *) packages="" ;; \
+    esac; \
+    if [ -n "${packages}" ]; then \
+      apt-get update \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${packages} \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
+
 # The environment is owned by root and read-only to the service user.
 COPY --from=builder /app/.venv /app/.venv
+
+# The console's PDFs: WeasyPrint finds its libraries (fails the build when not).
+RUN if [ "${SERVICE}" = console ]; then \
+      /app/.venv/bin/python -c "import weasyprint; weasyprint.HTML(string='<p>ok</p>').write_pdf()"; \
+    fi
 
 # Nothing is written outside /tmp (an emptyDir on Kubernetes): no bytecode
 # writes, HOME and TMPDIR under /tmp. QLP_SERVICE tells `python -m qlp_kit.serve`

@@ -200,3 +200,32 @@ def test_the_entry_points_exist_in_the_package(image: Image) -> None:
     # the index hook's command ships with qlp-kit in every image
     if values["indexes"]["enabled"]:
         assert _module_exists("qlp_kit.indexes")
+
+
+#: What WeasyPrint (the console's invoice PDFs) loads at run time on Debian bookworm.
+WEASYPRINT_PACKAGES = ("libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0")
+
+
+def test_the_console_image_has_weasyprints_system_libraries(image: Image) -> None:
+    """The console's runtime stage installs Pango (and a font) from Debian and proves
+    WeasyPrint renders a PDF at build time; other images stay without them."""
+    runtime = image.stages[-1]
+    runs = runtime.all("RUN")
+    installs = [r for r in runs if "apt-get install" in r]
+    assert installs, "the runtime stage installs the service's system libraries"
+    (install,) = installs
+    case = re.search(r'case "\$\{SERVICE\}" in(.*?)esac', install, re.S)
+    assert case, install
+    branches = dict(re.findall(r'(\w+|\*)\)\s*packages="([^"]*)"', case.group(1)))
+    assert set(WEASYPRINT_PACKAGES) <= set(branches["console"].split())
+    assert any(p.startswith("fonts-") for p in branches["console"].split())
+    assert branches["*"] == "", "only the services that need them get system libraries"
+    assert "--no-install-recommends" in install and "rm -rf /var/lib/apt/lists" in install
+    # installed as root, before the image switches to the service user
+    kws = [kw for kw, _ in runtime.instructions]
+    assert kws.index("RUN") < kws.index("USER")
+    assert any("import weasyprint" in r and "write_pdf" in r for r in runs)
+    # the console package depends on WeasyPrint (the import above needs it)
+    if image.service == "console":
+        deps = _pyproject("console")["project"]["dependencies"]
+        assert any(d.startswith("weasyprint") for d in deps)
