@@ -74,6 +74,10 @@ def _print_up(st: runtime.State) -> None:
         print(f"  gateway   {st.gateway_url}   (OpenAPI: {st.gateway_url}/docs)")
         if "console" in st.services:
             print(f"  console   {st.gateway_url}/   (the web console: sign up or sign in there)")
+            print(
+                "  admin     uv run qlpctl admins grant <e-mail>   (then sign in again: the"
+                " console's admin views)"
+            )
     else:
         print("  no gateway service is installed yet; services:")
         for name, s in st.services.items():

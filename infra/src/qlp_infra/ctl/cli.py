@@ -6,6 +6,7 @@
     qlpctl ledger check
     qlpctl keys rotate [--scheduled]
     qlpctl tenants export <org_id> [--out FILE]
+    qlpctl admins grant <email> | admins revoke <email> | admins list
 
 ``--cluster`` (with ``--namespace``, ``--release``, ``--kubeconfig``, ``--context``)
 targets a cluster; without it the local platform. ``--output json`` prints one JSON
@@ -21,6 +22,7 @@ from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
@@ -47,11 +49,15 @@ dlq_app = typer.Typer(help="dead-letter topics (qlp.dlq.<group>)", no_args_is_he
 ledger_app = typer.Typer(help="billing's double-entry ledger", no_args_is_help=True)
 keys_app = typer.Typer(help="identity's token signing keys", no_args_is_help=True)
 tenants_app = typer.Typer(help="one organisation's data", no_args_is_help=True)
+admins_app = typer.Typer(
+    help="platform admins (the console's admin views, billing's admin API)", no_args_is_help=True
+)
 app.add_typer(providers_app, name="providers")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(admins_app, name="admins")
 
 console = Console()
 err = Console(stderr=True)
@@ -381,6 +387,65 @@ def tenants_export(
     ctl.emit(export if out is None else {"written": str(out), "org_id": org_id}, render)
     if not export["databases"]:
         err.print(f"no documents of {org_id}")
+
+
+# -------------------------------------------------------------------- admins --
+
+
+def _admin_change(ctx: typer.Context, email: str, method: str) -> None:
+    ctl = _ctl(ctx)
+    try:
+        resp = ctl.target.request(
+            "identity", method, f"/internal/v1/platform-admins/{quote(email.strip(), safe='@')}"
+        )
+    except CtlError as exc:
+        _fail(str(exc))
+    body = _checked(resp, f"{'grant' if method == 'PUT' else 'revoke'} {email}")
+
+    def render(b: dict[str, Any]) -> None:
+        state = "is a platform admin" if b["platform_admin"] else "is no platform admin"
+        console.print(f"{b['email']} ({b['id']}) {state}" + ("" if b["changed"] else " already"))
+        if b["changed"] and b["platform_admin"]:
+            console.print("they get the role with their next sign-in (sign out and in again)")
+        elif b["changed"]:
+            console.print("access tokens already issued keep the role until they expire (15 min)")
+
+    ctl.emit(body, render)
+
+
+@admins_app.command("grant")
+def admins_grant(ctx: typer.Context, email: str) -> None:
+    """Make the user with this e-mail a platform admin (identity; idempotent)."""
+    _admin_change(ctx, email, "PUT")
+
+
+@admins_app.command("revoke")
+def admins_revoke(ctx: typer.Context, email: str) -> None:
+    """Take the platform admin role away from the user with this e-mail."""
+    _admin_change(ctx, email, "DELETE")
+
+
+@admins_app.command("list")
+def admins_list(ctx: typer.Context) -> None:
+    """The platform admins."""
+    ctl = _ctl(ctx)
+    try:
+        resp = ctl.target.request("identity", "GET", "/internal/v1/platform-admins")
+    except CtlError as exc:
+        _fail(str(exc))
+    rows = _checked(resp, "list platform admins")
+
+    def render(items: list[dict[str, Any]]) -> None:
+        t = Table(title="Platform admins")
+        for col in ("email", "user", "since"):
+            t.add_column(col)
+        for u in items:
+            t.add_row(u["email"], u["id"], str(u.get("admin_since") or ""))
+        if not items:
+            t.add_row("(none)", "", "")
+        console.print(t)
+
+    ctl.emit(rows, render)
 
 
 def run() -> None:

@@ -418,7 +418,11 @@ async def admin(request: Request) -> Response:
                 403,
                 {
                     "title": "Platform admins only",
-                    "detail": "the admin views need the platform_admin role, which no organization role grants",
+                    "detail": (
+                        "the admin views need the platform_admin role, which no organization "
+                        "role grants; an operator grants it with `qlpctl admins grant <e-mail>`, "
+                        "then sign out and in again"
+                    ),
                 },
             ),
         )
@@ -432,8 +436,43 @@ async def admin(request: Request) -> Response:
         problem=err.words if err else None,
         ledger=ledger,
         ledger_problem=ledger_err.words if ledger_err else None,
+        tiers=usage_per_tier(metrics),
+        split=revenue_split(ledger),
         flat=_flat,
     )
+
+
+#: Ledger account kinds that make up the revenue split, in the order shown.
+SPLIT_KINDS = (
+    ("platform_revenue", "Platform revenue"),
+    ("provider_payable", "Owed to GPU providers"),
+    ("creator_payable", "Owed to creators"),
+    ("escrow", "Held in escrow"),
+    ("customer_balance", "Customer credit balances"),
+)
+
+
+def usage_per_tier(metrics: Any) -> list[dict[str, Any]]:
+    """Generations per tier (T0 to T3) from billing's per-meter usage (``generations.T1``)."""
+    usage = (metrics or {}).get("usage_by_meter") or {}
+    rows = []
+    for meter, u in sorted(usage.items()):
+        name, _, tier = str(meter).partition(".")
+        if name == "generations" and tier:
+            rows.append(
+                {"tier": tier, "sum": int(u.get("sum") or 0), "count": int(u.get("count") or 0)}
+            )
+    return rows
+
+
+def revenue_split(ledger: Any) -> list[dict[str, Any]]:
+    """The ledger's balances per account kind that split the money (minor units, USD)."""
+    totals = (ledger or {}).get("totals_by_kind") or {}
+    return [
+        {"kind": kind, "label": label, "amount": {"amount": int(totals[kind]), "currency": "USD"}}
+        for kind, label in SPLIT_KINDS
+        if kind in totals
+    ]
 
 
 def _flat(d: Any, prefix: str = "") -> list[tuple[str, Any]]:

@@ -90,6 +90,10 @@ class Session:
             "name": self.doc.get("display_name") or self.doc.get("email"),
         }
 
+    @property
+    def platform_admin(self) -> bool:
+        return bool(self.doc.get("platform_admin"))
+
     def can(self, *roles: str) -> bool:
         return self.role in roles
 
@@ -211,6 +215,8 @@ def token_fields(tokens: dict[str, Any]) -> dict[str, Any]:
         "email": tokens["user"]["email"],
         "display_name": tokens["user"].get("display_name") or "",
         "role": tokens.get("role") or "",
+        # shows the admin views in the navigation; the API decides what they may read
+        "platform_admin": bool(tokens.get("platform_admin")),
     }
 
 

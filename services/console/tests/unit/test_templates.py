@@ -1,12 +1,11 @@
-"""Pages rendered from API-shaped data, without a server (the browser tests render the
-rest against the real platform; the admin views need a platform_admin token that no
-organization role grants, so they are rendered here)."""
+"""Pages rendered from API-shaped data, without a server (the browser tests render
+them against the real platform too; here every branch of the data is covered)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from qlp_console.routes_more import _flat
+from qlp_console.routes_more import _flat, revenue_split, usage_per_tier
 from qlp_console.web import templates
 
 METRICS = {
@@ -16,9 +15,18 @@ METRICS = {
     "churn_30d": {"canceling": 1, "rate_bps": 3333},
     "usage_period": "2026-12",
     "generations_by_plan": {"starter": 40, "enterprise": 5},
-    "usage_by_meter": {"api_calls": {"sum": 1200, "count": 1200}},
+    "usage_by_meter": {
+        "api_calls": {"sum": 1200, "count": 1200},
+        "generations.T2": {"sum": 7, "count": 7},
+        "generations.T0": {"sum": 38, "count": 38},
+    },
 }
-LEDGER = {"ok": True, "accounts": 12, "revenue": {"amount": 1234, "currency": "USD"}}
+LEDGER = {
+    "ok": True,
+    "transactions": 12,
+    "unbalanced": [],
+    "totals_by_kind": {"platform_revenue": 1234, "creator_payable": 2879, "receivable": 0},
+}
 
 
 def _render(name: str, **ctx: Any) -> str:
@@ -29,18 +37,46 @@ def _render(name: str, **ctx: Any) -> str:
 
 def test_admin_views_show_mrr_churn_plans_usage_and_the_ledger() -> None:
     html = _render("admin.html", metrics=METRICS, ledger=LEDGER, problem=None,
-                   ledger_problem=None, flat=_flat)  # fmt: skip
+                   ledger_problem=None, flat=_flat, tiers=usage_per_tier(METRICS),
+                   split=revenue_split(LEDGER))  # fmt: skip
     assert '<p class="big" id="mrr">$598.00</p>' in html
     assert "33.33 %" in html  # churn
     for plan in ("free", "starter", "professional", "enterprise"):
         assert f'<th scope="row">{plan}</th>' in html
     assert "api_calls" in html and "1,200" in html
-    assert "balanced" in html and "$12.34" in html
+    assert "balanced" in html and "$12.34" in html and "$28.79" in html
+    assert "Platform revenue" in html and "Owed to creators" in html
+    assert "qlpctl status" in html  # what no API reports says where to look
+
+
+def test_usage_per_tier_and_revenue_split() -> None:
+    assert usage_per_tier(METRICS) == [
+        {"tier": "T0", "sum": 38, "count": 38},
+        {"tier": "T2", "sum": 7, "count": 7},
+    ]
+    assert usage_per_tier(None) == [] and revenue_split(None) == []
+    assert [r["kind"] for r in revenue_split(LEDGER)] == ["platform_revenue", "creator_payable"]
+    assert revenue_split(LEDGER)[0]["amount"] == {"amount": 1234, "currency": "USD"}
+
+
+def test_admin_empty_states() -> None:
+    empty = {
+        **METRICS,
+        "usage_by_meter": {},
+        "subscriptions_by_plan": {},
+        "generations_by_plan": {},
+    }
+    ledger = {"ok": True, "transactions": 0, "totals_by_kind": {}}
+    html = _render("admin.html", metrics=empty, ledger=ledger, problem=None,
+                   ledger_problem=None, flat=_flat, tiers=[], split=[])  # fmt: skip
+    for text in ("No subscriptions yet.", "No generations this period.",
+                 "No usage this period.", "No money has moved yet."):  # fmt: skip
+        assert text in html
 
 
 def test_admin_ledger_problem_in_words() -> None:
     problem = {"status": 503, "title": "Service unavailable", "detail": "billing is down",
                "errors": [], "advice": "Try again later."}  # fmt: skip
     html = _render("admin.html", metrics=None, ledger=None, problem=None,
-                   ledger_problem=problem, flat=_flat)  # fmt: skip
+                   ledger_problem=problem, flat=_flat, tiers=[], split=[])  # fmt: skip
     assert "billing is down" in html and "Try again later." in html
