@@ -33,6 +33,8 @@ async def call(aw: Awaitable[T]) -> T:
         return await aw
     except S.NotFound as exc:
         raise Problem(404, "Not found", f"{exc} not found") from None
+    except S.Unavailable as exc:
+        raise Problem(409, "Not available yet", str(exc), type_="conflict") from None
     except S.Invalid as exc:
         raise Problem(422, "Request is not valid", str(exc)) from None
     except S.QuotaRefused as exc:
@@ -57,6 +59,11 @@ def gen_out(d: dict[str, Any]) -> M.GenerationOut:
         gate=d.get("gate"),
         failure=d.get("failure"),
         llm=d.get("llm"),
+        template=(
+            {"listing_id": d["template"]["listing_id"], "version": d["template"]["version"]}
+            if d.get("template")
+            else None
+        ),
         created_at=d["created_at"],
         updated_at=d["updated_at"],
     )
@@ -89,6 +96,8 @@ def ver_out(d: dict[str, Any]) -> M.VersionOut:
             "402": "the plan does not include generations or the org is suspended "
             "(problem type plan-upgrade-required / payment-required; says how to upgrade)",
             "429": "this period's generation quota is used up (problem type quota-exceeded)",
+            "404": "template_listing_id names a template the org neither bought nor created",
+            "409": "the template's pack has not reached generation yet (retry shortly)",
         }
     ),
 )
@@ -106,6 +115,7 @@ async def create_generation(body: M.GenerationIn, ctx: Ctx, who: Writer) -> M.Ge
             body.blueprint,
             body.project_id,
             body.parent_version_id,
+            body.template_listing_id,
         )
     )
     return gen_out(doc)
@@ -276,5 +286,8 @@ async def feedback(
 async def patterns(
     ctx: Ctx, who: Reader, q: Annotated[str, Query(max_length=200)] = ""
 ) -> M.PatternList:
-    """The domains and patterns generation knows, matched against a query."""
-    return M.PatternList(items=[M.PatternOut(**p) for p in await get_generation(ctx).patterns(q)])
+    """The domains and patterns generation knows, matched against a query, and the
+    template packs your org bought in the marketplace (`source: template`; use one with
+    `template_listing_id` in POST /v1/generations)."""
+    items = await get_generation(ctx).patterns(q, who.org_id)
+    return M.PatternList(items=[M.PatternOut(**p) for p in items])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from qlp.billing.v1 import types_pb2 as bt
+from qlp.marketplace.v1 import types_pb2 as mt
 from qlp_contracts import topics
 from qlp_generation.repository import Store
 from qlp_generation.service import Generation
@@ -21,6 +24,9 @@ _REJECTIONS: dict[int, str] = {
 RESERVED = "qlp.billing.v1.QuotaReserved"
 REJECTED = "qlp.billing.v1.QuotaRejected"
 STARTED = "qlp.generation.v1.GenerationStarted"
+VERSION_ADDED = "qlp.marketplace.v1.ListingVersionAdded"
+GRANTED = "qlp.marketplace.v1.EntitlementGranted"
+REVOKED = "qlp.marketplace.v1.EntitlementRevoked"
 
 
 def build_consumers(gen: Generation) -> list[ConsumerSpec]:
@@ -39,7 +45,37 @@ def build_consumers(gen: Generation) -> list[ConsumerSpec]:
     async def on_started(ev: Event) -> None:
         await gen.build(ev.message.org_id, ev.message.generation_id)
 
-    specs = []
+    async def on_template(ev: Event) -> None:
+        m = ev.message
+        if ev.type == VERSION_ADDED:
+            if int(m.kind) == mt.LISTING_KIND_TEMPLATE:
+                await gen.keep_template(
+                    m.org_id,
+                    m.listing_id,
+                    m.version,
+                    bytes(m.template_archive),
+                    m.generation_version_id,
+                )
+        elif ev.type == GRANTED:
+            if int(m.kind) == mt.LISTING_KIND_TEMPLATE:
+                await gen.on_entitlement(
+                    m.org_id, m.entitlement_id, m.listing_id, True, m.granted_at.ToDatetime(UTC)
+                )
+        else:
+            # a revocation does not name the kind: one of a non-template changes nothing
+            await gen.on_entitlement(
+                m.org_id, m.entitlement_id, m.listing_id, False, m.revoked_at.ToDatetime(UTC)
+            )
+
+    specs = [
+        ConsumerSpec(
+            f"{prefix}.templates",
+            [topics.MARKETPLACE.name],
+            on_template,
+            event_types=[VERSION_ADDED, GRANTED, REVOKED],
+            description="marketplace templates become pattern packs; entitlements to use them",
+        )
+    ]
     if gen.settings.worker_enabled:
         specs.append(
             ConsumerSpec(

@@ -11,6 +11,7 @@ from importlib.resources.abc import Traversable
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from qlp_generation.blueprint import Blueprint, EntitySpec, FieldSpec, plural, snake
 
@@ -181,6 +182,11 @@ def _templates(root: Traversable, prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
+def builtin_templates() -> dict[str, str]:
+    """The built-in pack's templates as a pack holds them (``<path>.j2`` → source)."""
+    return {f"{path}.j2": source for path, source in _templates(_root())}
+
+
 def pins(extra: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     found = []
     for name in (*PINNED, *extra):
@@ -204,10 +210,18 @@ def _complete(bp: Blueprint) -> list[EntitySpec]:
     return entities
 
 
-def render(bp: Blueprint, tier: str = "T1") -> dict[str, bytes]:
+def render(
+    bp: Blueprint, tier: str = "T1", templates: dict[str, str] | None = None
+) -> dict[str, bytes]:
     """Every file of the project (path → content), deterministic for one blueprint and
     tier. T3 adds a second service (``activity/``) that consumes the API service's
-    events through a versioned contract (``contracts/``), each with its own chart."""
+    events through a versioned contract (``contracts/``), each with its own chart.
+
+    ``templates`` (``<path>.j2`` → source) is a marketplace template's pack instead of
+    the built-in one: it comes from an untrusted creator, so it renders in Jinja2's
+    immutable sandbox (no attribute starting with ``_``, no mutation of the context, no
+    unsafe callables) with the same context; a template that tries is a SecurityError,
+    which fails the build. Its output still ships only when the quality gate passes."""
     entities = _complete(bp)
     plural_of = {e.name: plural(snake(e.name)) for e in entities}
     view: list[dict[str, Any]] = []
@@ -284,12 +298,13 @@ def render(bp: Blueprint, tier: str = "T1") -> dict[str, bytes]:
     feats_code = [f for f in feats if f not in ("search", "approvals")]
     hipaa = "hipaa" in bp.regulations
     billing_on = bp.monetization in PLANS
-    env = jinja2.Environment(
+    env_cls = jinja2.Environment if templates is None else ImmutableSandboxedEnvironment
+    env = env_cls(
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # noqa: S701 - renders Python, Markdown and Makefiles, not HTML
+        autoescape=False,  # renders Python, Markdown and Makefiles, not HTML
     )
     env.filters["py"] = repr  # Python literals in .py templates (True, None, ...)
     ctx: dict[str, Any] = {
@@ -350,7 +365,12 @@ def render(bp: Blueprint, tier: str = "T1") -> dict[str, bytes]:
         }
     ctx["charts"] = list(charts)
     files: dict[str, bytes] = {}
-    for path, source in _templates(_root()):
+    sources = (
+        _templates(_root())
+        if templates is None
+        else sorted((p.removesuffix(".j2"), src) for p, src in templates.items())
+    )
+    for path, source in sources:
         if path in _ONLY and not ctx[_ONLY[path]]:
             continue
         if path.startswith("t3/"):

@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
-from qlp_kit.mongo import IndexSpec, TenantCollection
+from qlp_kit.mongo import CROSS_TENANT, IndexSpec, TenantCollection
 from qlp_kit.outbox import Staged, outbox_update, with_outbox
 
 Doc = dict[str, Any]
@@ -20,13 +20,23 @@ PROJECTS = "projects"
 VERSIONS = "versions"
 BLOBS = "blobs"
 OUTCOMES = "pattern_outcomes"
+#: Marketplace templates: one pack per (listing, version), owned by the creator's org
+#: (its files are blobs of that org); entitlements per holder org (from marketplace
+#: events); outcome counts per listing (counts only, like pattern outcomes).
+PACKS = "template_packs"
+ENTITLEMENTS = "template_entitlements"
+TEMPLATE_OUTCOMES = "template_outcomes"
 OUTBOX_COLLECTIONS = (GENERATIONS, VERSIONS)
-TENANT_COLLECTIONS = (GENERATIONS, PROJECTS, VERSIONS, BLOBS)
+TENANT_COLLECTIONS = (GENERATIONS, PROJECTS, VERSIONS, BLOBS, PACKS, ENTITLEMENTS)
+#: A buyer's generation reads the creator's pack once it found the buyer's entitlement.
+PACK_READ = f"{CROSS_TENANT}: a template's pack is used by the orgs entitled to it"
 
 INDEXES = [
     IndexSpec(GENERATIONS, [("org_id", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(PROJECTS, [("org_id", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(VERSIONS, [("org_id", ASCENDING), ("project_id", ASCENDING), ("number", ASCENDING)]),
+    IndexSpec(PACKS, [("listing_id", ASCENDING)]),
+    IndexSpec(ENTITLEMENTS, [("org_id", ASCENDING), ("listing_id", ASCENDING)]),
 ]
 
 
@@ -134,6 +144,9 @@ class Store:
             {"_id": version_id, "project_id": project_id}
         )
 
+    async def version_by_id(self, org_id: str, version_id: str) -> Doc | None:
+        return await self.t(VERSIONS, org_id).find_one({"_id": version_id})
+
     async def versions(self, org_id: str, project_id: str) -> list[Doc]:
         docs = await self.t(VERSIONS, org_id).find({"project_id": project_id})
         return sorted(docs, key=lambda d: int(d["number"]))
@@ -161,3 +174,65 @@ class Store:
 
     async def outcomes(self) -> dict[str, Doc]:
         return {d["_id"]: d async for d in self.db[OUTCOMES].find({}, projection={"seen": 0})}
+
+    # ------------------------------------------------------------ marketplace templates
+    async def put_pack(self, doc: Doc) -> bool:
+        """Keep one (listing, version) pack; False when it was kept before."""
+        try:
+            await self.t(PACKS, doc["org_id"]).insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def packs_of(self, listing_id: str) -> list[Doc]:
+        return [d async for d in self.db[PACKS].find({"listing_id": listing_id}, comment=PACK_READ)]
+
+    async def set_entitlement(
+        self, org_id: str, entitlement_id: str, listing_id: str, active: bool, at: Any
+    ) -> None:
+        """Granted or revoked; the later change wins, so redelivered or reordered events
+        leave the newest state."""
+        coll = self.t(ENTITLEMENTS, org_id)
+        doc = {"listing_id": listing_id, "active": active, "changed_at": at}
+        got = await coll.find_one_and_update(
+            {"_id": entitlement_id, "changed_at": {"$lt": at}}, {"$set": doc}
+        )
+        if got is None and await coll.find_one({"_id": entitlement_id}) is None:
+            try:
+                await coll.insert_one({"_id": entitlement_id, **doc})
+            except DuplicateKeyError:
+                await coll.find_one_and_update(
+                    {"_id": entitlement_id, "changed_at": {"$lt": at}}, {"$set": doc}
+                )
+
+    async def entitled_listings(self, org_id: str) -> list[str]:
+        docs = await self.t(ENTITLEMENTS, org_id).find({"active": True})
+        return sorted({str(d["listing_id"]) for d in docs})
+
+    async def entitled(self, org_id: str, listing_id: str) -> bool:
+        doc = await self.t(ENTITLEMENTS, org_id).find_one(
+            {"listing_id": listing_id, "active": True}
+        )
+        return doc is not None
+
+    async def count_template_outcome(self, listing_id: str, gen_id: str, passed: bool) -> Doc:
+        """One more project built from the template (once per generation, and passed
+        once when it passed); the totals after it. Counts only: the markers are digests."""
+        for field, on in (("projects_built", True), ("projects_passed", passed)):
+            if not on:
+                continue
+            marker = sha256(f"{field}|{gen_id}".encode())[:24]
+            try:
+                await self.db[TEMPLATE_OUTCOMES].update_one(
+                    {"_id": listing_id, "seen": {"$ne": marker}},
+                    {"$inc": {field: 1}, "$push": {"seen": marker}},
+                    upsert=True,
+                )
+            except DuplicateKeyError:
+                pass
+        got = await self.db[TEMPLATE_OUTCOMES].find_one({"_id": listing_id}, {"seen": 0})
+        return got or {}
+
+    async def template_outcomes(self, listing_ids: Sequence[str]) -> dict[str, Doc]:
+        cur = self.db[TEMPLATE_OUTCOMES].find({"_id": {"$in": list(listing_ids)}}, {"seen": 0})
+        return {d["_id"]: d async for d in cur}

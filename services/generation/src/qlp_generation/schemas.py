@@ -15,6 +15,11 @@ class GenerationIn(BaseModel):
     tier: Tier = "T1"
     project_id: str | None = Field(default=None, max_length=64)
     parent_version_id: str | None = Field(default=None, max_length=64)
+    #: A marketplace template (its listing id) to build from instead of the built-in
+    #: pack: the org must hold an entitlement to it (or be its creator).
+    template_listing_id: str | None = Field(
+        default=None, min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> GenerationIn:
@@ -37,6 +42,9 @@ class GenerationOut(BaseModel):
     failure: dict[str, Any] | None = None
     #: The optional LLM port's part: ``{used, note}``; null when it is off.
     llm: dict[str, Any] | None = None
+    #: The marketplace template it was built from: ``{listing_id, version}``; null for
+    #: the built-in pack.
+    template: dict[str, Any] | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -101,6 +109,11 @@ class PatternOut(BaseModel):
     gate_pass_rate: float | None
     feedback_up: int
     feedback_down: int
+    #: ``library`` (the built-in pattern library) or ``template`` (a pattern pack the
+    #: org bought in the marketplace; shown to that org only).
+    source: Literal["library", "template"] = "library"
+    listing_id: str | None = None
+    pack: str | None = None
 
 
 class PatternList(BaseModel):

@@ -18,7 +18,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
+from jinja2 import TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from qlp.generation.v1 import events_pb2 as gev
 from qlp.generation.v1 import types_pb2 as gt
@@ -27,11 +30,14 @@ from qlp_contracts import topics
 from qlp_generation import gate as G
 from qlp_generation.blueprint import Blueprint, Tier, extract, library
 from qlp_generation.llm import LlmConfig, refine
-from qlp_generation.render import pack, render
+from qlp_generation.render import builtin_templates, pack, render
 from qlp_generation.repository import Doc, Store
 from qlp_generation.settings import GenerationSettings
 from qlp_kit.ids import new_id
 from qlp_kit.outbox import Staged, stage
+from qlp_kit.packs import PackError, PackManifest, read_pack
+
+log = structlog.get_logger("qlp.generation")
 
 SOURCE = "qlp/generation"
 TIERS: dict[str, Any] = {
@@ -48,6 +54,18 @@ class NotFound(LookupError):
 
 class Invalid(ValueError):
     pass
+
+
+class Unavailable(Exception):
+    """The request is fine but cannot be served yet (409)."""
+
+
+def _semver_key(v: str) -> tuple[int, ...]:
+    core = v.split("-", 1)[0].split("+", 1)[0]
+    try:
+        return tuple(int(x) for x in core.split("."))
+    except ValueError:
+        return (0,)
 
 
 #: Billing's rejection reasons (QuotaRejectionReason) → (HTTP status, problem type).
@@ -153,7 +171,11 @@ class Generation:
         blueprint: Blueprint | None,
         project_id: str | None,
         parent_version_id: str | None,
+        template_listing_id: str | None = None,
     ) -> Doc:
+        template = (
+            await self.template_for(org_id, template_listing_id) if template_listing_id else None
+        )
         if blueprint is None:
             if not prompt or not prompt.strip():
                 raise Invalid("give a prompt or a blueprint")
@@ -165,6 +187,15 @@ class Generation:
                 raise NotFound(f"version {parent_version_id}")
         elif project_id and await self.store.project(org_id, project_id) is None:
             raise NotFound(f"project {project_id}")
+        if template is not None:
+            note = (
+                f"Built from the marketplace template {template['listing_id']} "
+                f"({template['manifest']['id']} {template['version']}) instead of the "
+                f"built-in pack."
+            )
+            blueprint = blueprint.model_copy(
+                update={"explanation": f"{note} {blueprint.explanation}".strip()[:500]}
+            )
         now = self.clock()
         gen_id = new_id("gen")
         project_id = project_id or new_id("prj")
@@ -182,6 +213,16 @@ class Generation:
             "parent_version_id": parent_version_id or "",
             "reservation_id": reservation_id,
             "attempts": 0,
+            "template": (
+                {
+                    "listing_id": template["listing_id"],
+                    "version": template["version"],
+                    "pack_id": template["_id"],
+                    "creator_org_id": template["org_id"],
+                }
+                if template is not None
+                else None
+            ),
             "created_at": now,
             "updated_at": now,
             "actor": actor,
@@ -195,6 +236,7 @@ class Generation:
                     tier=TIERS[tier],
                     prompt=(prompt or "")[:4000],
                     base_version_id=parent_version_id or "",
+                    template_listing_id=template["listing_id"] if template else "",
                     requested_at=_ts(now),
                 ),
                 org_id,
@@ -347,7 +389,7 @@ class Generation:
                 {"blueprint": bp.model_dump(mode="json"), "llm": refined.record()},
             )
         try:
-            files = await self.render_files(bp, str(job["tier"]))
+            files = await self.render_files(bp, str(job["tier"]), job.get("template"))
         except Exception as exc:
             await self._fail(job, mine, "build_error", f"render: {_describe(exc)}", None)
             return
@@ -367,15 +409,49 @@ class Generation:
             await self._fail(job, mine, "build_error", f"gate: {_describe(exc)}", None)
             return
         await self.store.record_outcome(bp.pattern_id, gen_id, "gate_runs")
+        outcome = await self._template_outcome(job, bool(report["passed"]))
         if report["passed"]:
             await self.store.record_outcome(bp.pattern_id, gen_id, "gate_passed")
-            await self._complete(job, mine, bp, files, report)
+            await self._complete(job, mine, bp, files, report, outcome)
         else:
-            await self._fail(job, mine, "quality_gate_failed", str(report["failure"]), report)
+            await self._fail(
+                job, mine, "quality_gate_failed", str(report["failure"]), report, outcome
+            )
 
-    async def render_files(self, bp: Blueprint, tier: str) -> dict[str, bytes]:
-        """The project's files (a seam: tests make it raise)."""
-        return render(bp, tier)
+    async def render_files(
+        self, bp: Blueprint, tier: str, template: Doc | None = None
+    ) -> dict[str, bytes]:
+        """The project's files from the built-in pack, or from the template's pack (in
+        the sandbox). A seam: tests make it raise."""
+        if not template:
+            return render(bp, tier)
+        return render(bp, tier, await self._pack_templates(template["pack_id"]))
+
+    async def _pack_templates(self, pack_id: str) -> dict[str, str]:
+        listing_id = pack_id.split("@", 1)[0]
+        doc = next((d for d in await self.store.packs_of(listing_id) if d["_id"] == pack_id), None)
+        if doc is None:
+            raise NotFound(f"template pack {pack_id}")
+        files = await self.store.files(str(doc["org_id"]), doc["files"])
+        return {p: data.decode("utf-8") for p, data in files.items()}
+
+    async def _template_outcome(self, job: Doc, passed: bool) -> list[Staged]:
+        """A project built from a template: the template's counts (once per generation)
+        and the event the marketplace shows them from (counts only, to the creator)."""
+        t = job.get("template")
+        if not t:
+            return []
+        totals = await self.store.count_template_outcome(t["listing_id"], job["_id"], passed)
+        msg = gev.TemplateOutcomeRecorded(
+            org_id=t["creator_org_id"],
+            listing_id=t["listing_id"],
+            template_version=t["version"],
+            gate_passed=passed,
+            projects_built=int(totals.get("projects_built", 0)),
+            projects_passed=int(totals.get("projects_passed", 0)),
+            recorded_at=_ts(self.clock()),
+        )
+        return [self._stage(msg, t["creator_org_id"], t["listing_id"])]
 
     async def _progress_to(
         self, org_id: str, gen_id: str, mine: Doc, stage_: str, pct: int
@@ -389,7 +465,13 @@ class Generation:
         self._notify(gen_id)
 
     async def _complete(
-        self, job: Doc, mine: Doc, bp: Blueprint, files: dict[str, bytes], report: Doc
+        self,
+        job: Doc,
+        mine: Doc,
+        bp: Blueprint,
+        files: dict[str, bytes],
+        report: Doc,
+        extra: list[Staged] | None = None,
     ) -> None:
         org_id, gen_id = job["org_id"], job["_id"]
         now = self.clock()
@@ -408,7 +490,11 @@ class Generation:
                 "files": manifest,
                 "gate": report,
                 "blueprint": bp.model_dump(mode="json"),
-                "pack": f"{pack().id}@{pack().version}",
+                "pack": (
+                    f"template:{job['template']['pack_id']}"
+                    if job.get("template")
+                    else f"{pack().id}@{pack().version}"
+                ),
                 "pattern_id": bp.pattern_id,
                 "created_at": now,
             },
@@ -477,12 +563,18 @@ class Generation:
                 "gate": report,
                 "updated_at": now,
             },
-            [done, created, metered],
+            [done, created, metered, *(extra or [])],
         )
         self._notify(gen_id)
 
     async def _fail(
-        self, job: Doc, mine: Doc, reason: str, detail: str, report: Doc | None
+        self,
+        job: Doc,
+        mine: Doc,
+        reason: str,
+        detail: str,
+        report: Doc | None,
+        extra: list[Staged] | None = None,
     ) -> None:
         org_id, gen_id = job["org_id"], job["_id"]
         now = self.clock()
@@ -514,7 +606,7 @@ class Generation:
                 "failure": {"reason": reason, "detail": detail},
                 "updated_at": now,
             },
-            [ev],
+            [ev, *(extra or [])],
         )
         self._notify(gen_id)
 
@@ -625,7 +717,9 @@ class Generation:
             )
             await self.store.record_outcome(str(v["pattern_id"]), f"{org_id}|{version_id}", field)
 
-    async def patterns(self, q: str) -> list[Doc]:
+    async def patterns(self, q: str, org_id: str = "") -> list[Doc]:
+        """The library's patterns with their measured outcomes, then the org's own
+        template packs (bought in the marketplace; no other org sees them)."""
         outcomes = await self.store.outcomes()
         words = [w for w in q.lower().split() if w]
         out = []
@@ -649,4 +743,156 @@ class Generation:
                     "feedback_down": int(o.get("feedback_down", 0)),
                 }
             )
+        if org_id:
+            out += await self.template_patterns(org_id, words)
         return out
+
+    # ------------------------------------------------------------ marketplace templates
+    async def template_patterns(self, org_id: str, words: list[str]) -> list[Doc]:
+        """The org's bought (or own) template packs, newest version each; their counts
+        are shared across tenants as counts only."""
+        listings = await self.store.entitled_listings(org_id)
+        out: list[Doc] = []
+        outcomes = await self.store.template_outcomes(listings) if listings else {}
+        for lid in listings:
+            packs = await self.store.packs_of(lid)
+            if not packs:
+                continue
+            p = max(packs, key=lambda d: _semver_key(str(d["version"])))
+            man = p["manifest"]
+            hay = " ".join([lid, man["id"], man.get("description", ""), *man.get("keywords", [])])
+            if words and not all(w in hay.lower() for w in words):
+                continue
+            o = outcomes.get(lid, {})
+            built, passed = int(o.get("projects_built", 0)), int(o.get("projects_passed", 0))
+            out.append(
+                {
+                    "id": f"template:{lid}",
+                    "title": man.get("description") or man["id"],
+                    "version": str(p["version"]),
+                    "keywords": list(man.get("keywords", [])),
+                    "entities": [],
+                    "gate_runs": built,
+                    "gate_passed": passed,
+                    "gate_pass_rate": passed / built if built else None,
+                    "feedback_up": 0,
+                    "feedback_down": 0,
+                    "source": "template",
+                    "listing_id": lid,
+                    "pack": f"{man['id']}@{man['version']}",
+                }
+            )
+        return out
+
+    async def template_for(self, org_id: str, listing_id: str) -> Doc:
+        """The newest pack of a template the org may use: its creator, or an org holding
+        an entitlement. Anyone else learns nothing (not found)."""
+        packs = await self.store.packs_of(listing_id)
+        creator = packs[0]["org_id"] if packs else None
+        if creator != org_id and not await self.store.entitled(org_id, listing_id):
+            raise NotFound(f"template {listing_id}")
+        if not packs:
+            raise Unavailable(
+                f"template {listing_id}: its pack has not reached generation yet; retry shortly"
+            )
+        return max(packs, key=lambda d: _semver_key(str(d["version"])))
+
+    async def on_entitlement(
+        self, org_id: str, entitlement_id: str, listing_id: str, active: bool, at: datetime
+    ) -> None:
+        await self.store.set_entitlement(org_id, entitlement_id, listing_id, active, at)
+
+    async def keep_template(
+        self,
+        org_id: str,
+        listing_id: str,
+        version: str,
+        archive: bytes,
+        generation_version_id: str,
+    ) -> Doc | None:
+        """A creator's template version becomes a pack generation can render: the
+        uploaded archive (checked again here, templates parsed in the sandbox), or the
+        export of a generation version the creator owns. Anything invalid is logged and
+        dropped (the marketplace checked uploads already). Idempotent per version."""
+        pack_id = f"{listing_id}@{version}"
+        if any(d["_id"] == pack_id for d in await self.store.packs_of(listing_id)):
+            return None
+        source: Doc
+        if archive:
+            try:
+                p = read_pack(archive)
+            except PackError as exc:
+                log.warning("template pack refused", listing_id=listing_id, reason=str(exc))
+                return None
+            manifest, templates = p.manifest.as_dict(), p.templates
+            source = {"kind": "upload"}
+        elif generation_version_id:
+            exported = await self.export_pack(org_id, generation_version_id)
+            if exported is None:
+                log.warning(
+                    "template from a generation version the creator does not own",
+                    listing_id=listing_id,
+                )
+                return None
+            manifest, templates = exported
+            source = {"kind": "generation_version", "version_id": generation_version_id}
+        else:
+            return None
+        env = ImmutableSandboxedEnvironment()
+        for path, src in templates.items():
+            try:
+                env.parse(src)
+            except TemplateSyntaxError as exc:
+                log.warning("template pack refused", listing_id=listing_id, path=path, err=str(exc))
+                return None
+        files = await self.store.put_files(
+            org_id, {p: s.encode("utf-8") for p, s in templates.items()}
+        )
+        doc: Doc = {
+            "_id": pack_id,
+            "org_id": org_id,
+            "listing_id": listing_id,
+            "version": version,
+            "manifest": manifest,
+            "files": files,
+            "source": source,
+            "created_at": self.clock(),
+        }
+        await self.store.put_pack(doc)
+        return doc
+
+    async def export_pack(self, org_id: str, version_id: str) -> tuple[Doc, dict[str, str]] | None:
+        """A generation version as a template: the pack it was rendered with (templates
+        that render any buyer's blueprint, so every project built from it is gated on its
+        own) and the version's blueprint and gate report as the manifest's provenance. A
+        version built from someone else's template is not exported (no reselling)."""
+        v = await self.store.version_by_id(org_id, version_id)
+        if v is None:
+            return None
+        used = str(v.get("pack", ""))
+        if used.startswith("template:"):
+            pack_id = used.removeprefix("template:")
+            owner = [
+                d
+                for d in await self.store.packs_of(pack_id.split("@", 1)[0])
+                if d["_id"] == pack_id
+            ]
+            if not owner or owner[0]["org_id"] != org_id:
+                return None
+            templates = await self._pack_templates(pack_id)
+        else:
+            templates = builtin_templates()
+        bp = v.get("blueprint") or {}
+        man = PackManifest(
+            id=str(bp.get("name") or "exported-pack")[:40],
+            version="1.0.0",
+            description=f"{bp.get('title', 'Generated project')} ({used or 'built-in pack'})"[:500],
+            keywords=tuple(k for k in [str(bp.get("domain", ""))] if k),
+            source={
+                "pack": used,
+                "pattern_id": v.get("pattern_id", ""),
+                "blueprint": bp,
+                "gate_passed": bool((v.get("gate") or {}).get("passed")),
+            },
+        )
+        return man.as_dict(), templates
