@@ -5,10 +5,14 @@ missing heartbeat events, records one decision, the scheduler promotes the hot
 standby under epoch 2, and the standby resumes from the latest checkpoint. The
 deterministic sample workload (pure Python, no torch) ends with the same result as an
 uninterrupted run, bit for bit; the steps after the checkpoint are redone, none before.
+In the ``replica`` case a second failover replica runs, and the one that watches the
+primary's provider is killed with SIGKILL at the same moment as the agent.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -20,8 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.partitioner import murmur2
 from pymongo import AsyncMongoClient
 
+from qlp_contracts import topics
 from qlp_testing.agents import kill_workloads, spawn_agent, stop_agents
 from qlp_testing.flows import eventually, signup
 
@@ -55,16 +61,35 @@ async def _stale_reports(http: httpx.AsyncClient, scheduler_url: str) -> float:
     return 0.0
 
 
-@pytest.mark.parametrize("fault", ["kill", "partition"])
+def _assigned(log: Path) -> set[int]:
+    """The heartbeat partitions a failover replica was last assigned (from its log)."""
+    last: set[int] = set()
+    for line in log.read_text().splitlines():
+        if "liveness partitions assigned" in line:
+            with contextlib.suppress(ValueError, KeyError):
+                last = set(json.loads(line)["partitions"])
+    return last
+
+
+def _partition(provider_id: str) -> int:
+    """The heartbeat partition of a provider (the producer's default partitioner)."""
+    return int(murmur2(provider_id.encode()) & 0x7FFFFFFF) % topics.HEARTBEATS.partitions
+
+
+@pytest.mark.parametrize("fault", ["kill", "partition", "replica"])
 async def test_a_lost_primary_agent_fails_over_to_the_standby(
     qlp_platform: Any, qlp_infra: Any, tmp_path: Path, fault: str
 ) -> None:
     """``kill``: SIGKILL of the primary agent. ``partition``: SIGSTOP past the loss
     threshold, SIGCONT after the failover: the returning agent is fenced (its late
     reports are refused and counted), told to stop, the job completes once and the
-    consumer is charged once."""
+    consumer is charged once. ``replica``: as ``kill``, and the failover replica that
+    watches the primary's provider is killed with SIGKILL at the same moment; the other
+    one takes its partitions over and fails the job over exactly once."""
     gateway = qlp_platform.state.gateway_url
     agents: dict[str, subprocess.Popen[bytes]] = {}
+    replica: str | None = None  # the extra failover replica's key in the platform
+    killed_replica: str | None = None
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
         provider = await signup(http, "Failover Provider")
         prov_auth = {"Authorization": f"Bearer {provider['access_token']}"}
@@ -93,6 +118,27 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
                 "two registered providers",
             )
             cheap = next(p for p in regs if p["price_per_gpu_hour"]["amount"] == 6000)
+            if fault == "replica":
+                replica = await qlp_platform.add_replica("failover")
+                logs = {
+                    k: Path(str(qlp_platform.state.services[k]["log"]))
+                    for k in ("failover", replica)
+                }
+
+                async def assignments() -> dict[str, set[int]]:
+                    return {k: _assigned(log) for k, log in logs.items()}
+
+                # the group has settled: both replicas hold partitions, none twice
+                await eventually(
+                    assignments,
+                    lambda a: (
+                        all(a.values())
+                        and not (a["failover"] & a[str(replica)])
+                        and len(a["failover"] | a[str(replica)]) == topics.HEARTBEATS.partitions
+                    ),
+                    90,
+                    "the heartbeat partitions split between two failover replicas",
+                )
 
             consumer = await signup(http, "Failover Consumer")
             cons_auth = {"Authorization": f"Bearer {consumer['access_token']}"}
@@ -148,7 +194,13 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
             primary = agents["a"]  # the cheaper machine is the primary
             scheduler_url = qlp_platform.url("scheduler")
             stale_before = await _stale_reports(http, scheduler_url)
-            if fault == "kill":
+            if fault == "replica":
+                owned = await assignments()
+                killed_replica = next(
+                    k for k, parts in owned.items() if _partition(cheap["id"]) in parts
+                )
+                qlp_platform.procs[killed_replica].send_signal(signal.SIGKILL)
+            if fault in ("kill", "replica"):
                 primary.send_signal(signal.SIGKILL)
                 primary.wait(10)
                 kill_workloads(tmp_path / "a")  # its workload can report nothing anyway
@@ -161,6 +213,9 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
             )
             assert promoted["provider_id"] == standby_id
             detected_and_promoted_s = time.monotonic() - killed_at
+            if killed_replica == "failover":
+                # a supervisor restarts it (the gateway routes failover reads to it)
+                await qlp_platform.restart("failover")
             if fault == "partition":
                 primary.send_signal(signal.SIGCONT)  # healed: it reports under epoch 1
                 await eventually(
@@ -240,6 +295,11 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
             stop_agents(list(agents.values()))
             for name in agents:
                 kill_workloads(tmp_path / name)
+            # leave the session's platform as it was: one failover replica, running
+            if replica is not None:
+                qlp_platform.remove(replica)
+            if qlp_platform.procs["failover"].poll() is not None:
+                await qlp_platform.restart("failover")
 
     # exactly one failover decision for the job, decided by the failover service
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(qlp_infra.mongodb_url)
@@ -258,7 +318,9 @@ async def test_a_lost_primary_agent_fails_over_to_the_standby(
         lost = await db["liveness"].find_one({"_id": cheap["id"]})
         assert lost is not None and lost["losses"] == 1
         # killed: still lost; partitioned and healed: heard from again (recovered)
-        assert lost["state"] == ("lost" if fault == "kill" else "alive")
+        assert lost["state"] == ("alive" if fault == "partition" else "lost")
     finally:
         await mongo.close()
-    print(f"{fault} -> promoted in {detected_and_promoted_s:.1f}s")
+    print(
+        f"{fault} -> promoted in {detected_and_promoted_s:.1f}s (killed replica: {killed_replica})"
+    )

@@ -138,6 +138,7 @@ class Runtime:
         self.infra: list[Proc] = []
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.state: State | None = None
+        self._env: dict[str, str] = {}
 
     def _secret(self) -> str:
         if self.extra_env.get("QLP_INTERNAL_AUTH_SECRET"):
@@ -214,35 +215,18 @@ class Runtime:
         if GATEWAY in names and port_open("127.0.0.1", gw_port):
             raise RuntimeError(f"port {gw_port} is in use; choose another with QLP_GATEWAY_PORT")
 
+        self._env = {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "MONGODB_URL": mongo,
+            "QLP_INTERNAL_AUTH_SECRET": secret,
+            WEBHOOK_SECRETS_ENV: whsec,
+            # the web console calls the public API through the gateway
+            "QLP_CONSOLE_GATEWAY_URL": f"http://127.0.0.1:{gw_port}",
+        }
+
         def spawn(name: str) -> tuple[str, subprocess.Popen[bytes], Path]:
-            assert self.state is not None and kafka and mongo
             port = gw_port if name == GATEWAY else free_port()
-            env = {
-                **os.environ,
-                **self.extra_env,
-                "KAFKA_BOOTSTRAP_SERVERS": kafka,
-                "MONGODB_URL": mongo,
-                "QLP_INTERNAL_AUTH_SECRET": secret,
-                WEBHOOK_SECRETS_ENV: whsec,
-                "QLP_GATEWAY_SERVICE_URLS": json.dumps(urls),
-                # the web console calls the public API through the gateway
-                "QLP_CONSOLE_GATEWAY_URL": f"http://127.0.0.1:{gw_port}",
-                "PYTHONUNBUFFERED": "1",
-            }
-            log = self.dir / "logs" / f"{name}.log"
-            with open(log, "ab") as fh:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "qlp_kit.serve", name, "--port", str(port)],
-                    stdout=fh,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    start_new_session=True,
-                )
-            self.procs[name] = proc
-            url = f"http://127.0.0.1:{port}"
-            self.state.services[name] = {"pid": proc.pid, "url": url, "log": str(log)}
-            write_state(self.state, self.dir)
+            proc, url, log = self._spawn(name, name, port, urls)
             return url, proc, log
 
         async def ready(name: str, url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -263,6 +247,80 @@ class Runtime:
         self.state.ready_after_s = round(time.monotonic() - t0, 2)
         write_state(self.state, self.dir)
         return self.state
+
+    def _spawn(
+        self, name: str, key: str, port: int, urls: dict[str, str]
+    ) -> tuple[subprocess.Popen[bytes], str, Path]:
+        """Start service ``name`` on ``port`` as ``self.procs[key]`` (``key`` differs from
+        ``name`` for an extra replica)."""
+        assert self.state is not None
+        env = {
+            **os.environ,
+            **self.extra_env,
+            **self._env,
+            "QLP_GATEWAY_SERVICE_URLS": json.dumps(urls),
+            "PYTHONUNBUFFERED": "1",
+        }
+        log = self.dir / "logs" / f"{key}.log"
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "qlp_kit.serve", name, "--port", str(port)],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        self.procs[key] = proc
+        url = f"http://127.0.0.1:{port}"
+        self.state.services[key] = {"pid": proc.pid, "url": url, "log": str(log)}
+        write_state(self.state, self.dir)
+        return proc, url, log
+
+    def _urls(self) -> dict[str, str]:
+        assert self.state is not None
+        return {
+            n: str(v["url"])
+            for n, v in self.state.services.items()
+            if n != GATEWAY and "#" not in n
+        }
+
+    async def restart(self, name: str) -> None:
+        """Start service ``name`` again on its port (after it died or was killed), as a
+        supervisor would, and wait until it is ready."""
+        assert self.state is not None
+        old = self.procs[name]
+        if old.poll() is None:
+            old.kill()
+        old.wait(10)
+        port = int(str(self.state.services[name]["url"]).rsplit(":", 1)[1])
+        proc, url, log = self._spawn(name, name, port, self._urls())
+        await _wait_ready(url, proc, name, log, self.ready_timeout)
+
+    async def add_replica(self, name: str) -> str:
+        """One more replica of service ``name`` on a free port (not behind the gateway:
+        for consumers and background work); returns its key in ``procs``."""
+        n = 2
+        while f"{name}#{n}" in self.procs:
+            n += 1
+        key = f"{name}#{n}"
+        proc, url, log = self._spawn(name, key, free_port(), self._urls())
+        await _wait_ready(url, proc, key, log, self.ready_timeout)
+        return key
+
+    def remove(self, key: str) -> None:
+        """Stop an extra replica (SIGTERM, then SIGKILL)."""
+        proc = self.procs.pop(key)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if self.state is not None:
+            self.state.services.pop(key, None)
+            write_state(self.state, self.dir)
 
     def stop(self) -> None:
         for proc in reversed(list(self.procs.values())):
