@@ -16,6 +16,7 @@ with an id, a semantic version and a description.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -230,10 +231,10 @@ def write_pack(manifest: PackManifest, templates: dict[str, str], folder: str = 
     lead = f"{check_path(folder)}/" if folder else ""
     files = {MANIFEST: json.dumps(manifest.as_dict(), indent=2).encode("utf-8")}
     files.update({check_path(p): s.encode("utf-8") for p, s in templates.items()})
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=9) as t:
+    with tarfile.open(fileobj=buf, mode="w") as t:
         for path in sorted(files):
             data = files[path]
             info = tarfile.TarInfo(lead + path)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return gzip.compress(buf.getvalue(), compresslevel=9, mtime=0)

@@ -80,11 +80,24 @@ def listing_out(d: dict[str, Any], viewer_org: str) -> M.ListingOut:
         versions_count=int(d.get("versions_count", 0)),
         rating=M.rating_of(d),
         sales=int(d.get("sales", 0)),
+        template_outcomes=template_outcomes_out(d),
         screenshots=list(d.get("screenshots") or []),
         review=M.ListingReviewResultOut(**d["review"]) if own and d.get("review") else None,
         created_at=d["created_at"],
         updated_at=d["updated_at"],
         published_at=d.get("published_at"),
+    )
+
+
+def template_outcomes_out(d: dict[str, Any]) -> M.TemplateOutcomesOut | None:
+    if d["kind"] != "template":
+        return None
+    o = d.get("template_outcomes") or {}
+    built, passed = int(o.get("projects_built", 0)), int(o.get("projects_passed", 0))
+    return M.TemplateOutcomesOut(
+        projects_built=built,
+        projects_passed=passed,
+        gate_pass_rate_bps=passed * 10_000 // built if built else None,
     )
 
 
@@ -246,7 +259,9 @@ async def add_version(
     """Adds a semantic version with its changelog. Send the artifact as the raw body
     with its content type (at most 25 MiB), or JSON naming a generation version your
     org owns (stored as a reference). Versions are immutable: the same version twice
-    is 409. The highest version becomes the listing's current one."""
+    is 409. The highest version becomes the listing's current one. A template's artifact
+    is a pattern pack (a zip or tar.gz of `pack.json` and Jinja2 `*.j2` templates, at
+    most 256 KiB) that buyers generate from; one that is not is 422, a larger one 413."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limit = market(ctx).settings.max_artifact_bytes
     if int(request.headers.get("content-length") or 0) > limit:

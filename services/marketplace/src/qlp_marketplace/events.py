@@ -119,7 +119,9 @@ def listing_updated(
     return out(msg, listing["org_id"], listing["_id"])
 
 
-def version_added(v: Mapping[str, Any], now: datetime, who: Principal) -> Staged:
+def version_added(
+    v: Mapping[str, Any], now: datetime, who: Principal, kind: str = "", archive: bytes = b""
+) -> Staged:
     msg = mev.ListingVersionAdded(
         org_id=v["org_id"],
         listing_id=v["listing_id"],
@@ -132,6 +134,8 @@ def version_added(v: Mapping[str, Any], now: datetime, who: Principal) -> Staged
         sha256=v.get("sha256") or "",
         added_at=ts(now),
         actor=actor(who),
+        kind=KIND.get(kind, mt.LISTING_KIND_UNSPECIFIED),
+        template_archive=archive,
     )
     return out(msg, v["org_id"], v["listing_id"])
 

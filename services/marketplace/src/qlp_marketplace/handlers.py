@@ -4,6 +4,8 @@
   purchase → the purchase is paid (entitlement granted) or failed.
 - ``<prefix>.refunds`` (marketplace topic): billing's PurchaseRefunded /
   PurchaseRefundFailed answers to a RefundRequested.
+- ``<prefix>.template-outcomes`` (generation topic): TemplateOutcomeRecorded → the
+  template listing's projects built / passed (the larger total wins).
 - ``<prefix>.search.<replica>`` (marketplace topic, one group per replica so every
   replica sees every event): ListingPublished / ListingUpdated → re-read the listing
   and re-index (or drop) it in this replica's search index.
@@ -28,6 +30,7 @@ PAID = "qlp.billing.v1.PaymentSucceeded"
 PAY_FAILED = "qlp.billing.v1.PaymentFailed"
 REFUNDED = "qlp.marketplace.v1.PurchaseRefunded"
 REFUND_FAILED = "qlp.marketplace.v1.PurchaseRefundFailed"
+TEMPLATE_OUTCOME = "qlp.generation.v1.TemplateOutcomeRecorded"
 LISTING_EVENTS = ("qlp.marketplace.v1.ListingPublished", "qlp.marketplace.v1.ListingUpdated")
 
 
@@ -57,6 +60,12 @@ def build_consumers(m: Marketplace) -> list[ConsumerSpec]:
         else:
             await m.on_refund_failed(msg.org_id, msg.purchase_id, msg.message)
 
+    async def on_template_outcome(ev: Event) -> None:
+        msg = ev.message
+        await m.on_template_outcome(
+            msg.org_id, msg.listing_id, int(msg.projects_built), int(msg.projects_passed)
+        )
+
     async def on_listing(ev: Event) -> None:
         await m.reindex([ev.message.listing_id])
 
@@ -77,6 +86,13 @@ def build_consumers(m: Marketplace) -> list[ConsumerSpec]:
             on_refund,
             event_types=[REFUNDED, REFUND_FAILED],
             description="completes refunds billing reversed (or restores the entitlement)",
+        ),
+        ConsumerSpec(
+            f"{prefix}.template-outcomes",
+            [topics.GENERATION.name],
+            on_template_outcome,
+            event_types=[TEMPLATE_OUTCOME],
+            description="gate pass counts of projects generation built from templates",
         ),
     ]
     if m.index is not None:

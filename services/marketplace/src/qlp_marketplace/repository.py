@@ -120,6 +120,20 @@ class Store:
             {"_id": listing_id, **(guard or {})}, outbox_update(list(events), update)
         )
 
+    async def set_template_outcomes(
+        self, org_id: str, listing_id: str, built: int, passed: int
+    ) -> None:
+        await self.t(LISTINGS, org_id).update_one(
+            {
+                "_id": listing_id,
+                "$or": [
+                    {"template_outcomes": {"$exists": False}},
+                    {"template_outcomes.projects_built": {"$lt": built}},
+                ],
+            },
+            {"$set": {"template_outcomes": {"projects_built": built, "projects_passed": passed}}},
+        )
+
     async def page_own_listings(
         self, org_id: str, status: str | None, limit: int, cursor: str | None
     ) -> tuple[list[Doc], str | None]:

@@ -88,6 +88,17 @@ class ListingReviewResultOut(BaseModel):
     at: datetime | None = None
 
 
+class TemplateOutcomesOut(BaseModel):
+    """Projects generation built from this template and how many passed their quality
+    gate (counts over every buyer; nobody's project is shown)."""
+
+    projects_built: int = Field(examples=[12])
+    projects_passed: int = Field(examples=[11])
+    gate_pass_rate_bps: int | None = Field(
+        default=None, description="passed / built in basis points", examples=[9167]
+    )
+
+
 class ListingOut(BaseModel):
     id: str = Field(examples=["lst_01JD8Z0QK8V6W4T2Y9R3N5M7PA"])
     creator_org_id: str = Field(examples=["org_01JD8Z0QK8V6W4T2Y9R3N5M7PB"])
@@ -108,6 +119,9 @@ class ListingOut(BaseModel):
     versions_count: int = 0
     rating: ListingRatingOut
     sales: int = 0
+    template_outcomes: TemplateOutcomesOut | None = Field(
+        default=None, description="templates only: gate pass rate of projects built from it"
+    )
     screenshots: list[str] = Field(default_factory=list)
     review: ListingReviewResultOut | None = Field(
         default=None, description="the last automatic review (creator only)"

@@ -17,6 +17,7 @@ from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
 from qlp_kit.money import Money
 from qlp_kit.outbox import Staged
+from qlp_kit.packs import MAX_ARCHIVE_BYTES, PackError, read_pack
 from qlp_marketplace import events as E
 from qlp_marketplace import rules as R
 from qlp_marketplace.repository import INDEXER, Duplicate, Store
@@ -242,6 +243,15 @@ class Marketplace:
                 raise (
                     Unsupported(str(exc)) if "content type" in str(exc) else Invalid(str(exc))
                 ) from None
+            if doc["kind"] == "template":
+                # a template is a pattern pack generation renders: checked here, carried
+                # to generation on the event (hence the smaller limit)
+                if len(data) > MAX_ARCHIVE_BYTES:
+                    raise TooLarge(f"a template archive is at most {MAX_ARCHIVE_BYTES} bytes")
+                try:
+                    read_pack(data)
+                except PackError as exc:
+                    raise Invalid(f"the template is not a valid pattern pack: {exc}") from None
             vdoc.update(
                 artifact_id=new_id("art"),
                 size_bytes=len(data),
@@ -274,7 +284,8 @@ class Marketplace:
         if R.newer(version, doc.get("current_version")):
             sets.update(current_version=version, artifact_id=vdoc.get("artifact_id"))
         new = {**doc, **sets}
-        events = [E.version_added(vdoc, now, who)]
+        archive = data if doc["kind"] == "template" and data is not None else b""
+        events = [E.version_added(vdoc, now, who, doc["kind"], archive)]
         if doc["published_at"] and "current_version" in sets:
             events.append(self._changed_event(new, ["version"], who))
         await self.store.update_listing(
@@ -579,6 +590,18 @@ class Marketplace:
             {"$set": {"sales": n}},
             [self._changed_event(new, ["sales"], None)],
         )
+
+    # ================================================================== template outcomes
+
+    async def on_template_outcome(
+        self, creator_org: str, listing_id: str, built: int, passed: int
+    ) -> None:
+        """Generation's running totals of projects built from a template (and passed
+        their gate): the larger count wins, so redelivered or reordered events change
+        nothing. Counts only; no buyer or project is named."""
+        if built <= 0 or not 0 <= passed <= built:
+            return
+        await self.store.set_template_outcomes(creator_org, listing_id, built, passed)
 
     # ================================================================== entitlements
 

@@ -25,6 +25,7 @@ from qlp_testing.flows import eventually
 from qlp_testing.infra import TestInfra
 from qlp_testing.principals import PrincipalAuth
 from qlp_testing.services import ServiceProcess
+from qlp_testing.templates import tiny_pack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -91,8 +92,8 @@ async def test_purchases_survive_kill9(qlp_infra: TestInfra, unique: str, tmp_pa
             r = await c.post(
                 f"/v1/marketplace/listings/{listing}/versions",
                 params={"version": "1.0.0"},
-                content=b"artifact",
-                headers={"content-type": "application/zip"},
+                content=tiny_pack(),
+                headers={"content-type": "application/gzip"},
             )
             assert r.status_code == 201, r.text
             assert (await c.post(f"/v1/marketplace/listings/{listing}/publish")).status_code == 200

@@ -16,6 +16,7 @@ from qlp_marketplace.repository import INDEXES, Store
 from qlp_marketplace.service import Conflict, Forbidden, Marketplace, NotFound
 from qlp_marketplace.settings import MarketplaceSettings
 from qlp_testing.infra import TestInfra
+from qlp_testing.templates import tiny_pack
 
 pytestmark = pytest.mark.integration
 
@@ -60,8 +61,10 @@ async def published(m: Marketplace, seller: Principal, price: int, kind: str = "
             "price": {"amount": price, "currency": "USD"},
         },
     )
+    # a template's artifact is a pattern pack
+    data = tiny_pack() if kind == "template" else b"zip"
     await m.add_version(
-        seller, doc["_id"], "1.0.0", "first", data=b"zip", content_type="application/zip"
+        seller, doc["_id"], "1.0.0", "first", data=data, content_type="application/zip"
     )
     await m.publish(seller, doc["_id"])
     return str(doc["_id"])
@@ -125,7 +128,7 @@ async def test_refund_window_and_a_refused_refund(
     await m.on_refund_failed(buyer.org_id, p["_id"], "paid out")
     got = await m.purchase_of(buyer.org_id, p["_id"])
     assert got["status"] == "paid" and got["refund_error"] == "paid out"
-    assert (await m.download(buyer.org_id, lid, None)).data == b"zip"  # type: ignore[union-attr]
+    assert (await m.download(buyer.org_id, lid, None)).data == tiny_pack()  # type: ignore[union-attr]
     # past 14 days: refused
     clock.now += timedelta(days=14, minutes=1)
     with pytest.raises(Conflict, match="window"):
