@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -42,6 +42,9 @@ from qlp_kit.tracing import configure_tracing, extract_context, tracer
 
 log = structlog.get_logger("qlp.app")
 
+T = TypeVar("T")
+S = TypeVar("S", bound=ServiceSettings)
+
 
 @dataclass
 class ServiceContext:
@@ -56,6 +59,20 @@ class ServiceContext:
     @property
     def db(self) -> Any:
         return self.mongo.db
+
+    def settings_as(self, cls: type[S]) -> S:
+        """The process's settings as the service's own settings class."""
+        assert isinstance(self.settings, cls), type(self.settings)
+        return self.settings
+
+    def singleton(self, key: str, cls: type[T], make: Callable[[], T]) -> T:
+        """The process's one ``cls`` under ``key`` (made by ``make`` on first use): the
+        domain object routes and handlers share."""
+        obj = self.extras.get(key)
+        if obj is None:
+            obj = self.extras[key] = make()
+        assert isinstance(obj, cls), type(obj)
+        return obj
 
 
 @dataclass

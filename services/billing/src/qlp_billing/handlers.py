@@ -143,14 +143,9 @@ def build_consumers(billing: Billing) -> list[ConsumerSpec]:
 
 def get_billing(ctx: ServiceContext) -> Billing:
     """The process's one :class:`Billing` (created on first use)."""
-    billing = ctx.extras.get("billing")
-    if billing is None:
-        settings = ctx.settings
-        assert isinstance(settings, BillingSettings)
-        billing = Billing(Store(ctx.db), settings)
-        ctx.extras["billing"] = billing
-    assert isinstance(billing, Billing)
-    return billing
+    return ctx.singleton(
+        "billing", Billing, lambda: Billing(Store(ctx.db), ctx.settings_as(BillingSettings))
+    )
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:

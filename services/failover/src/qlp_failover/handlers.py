@@ -95,14 +95,10 @@ async def run_detector(svc: Failover, bootstrap: str, group: str) -> None:
 
 
 def get_failover(ctx: ServiceContext) -> Failover:
-    svc = ctx.extras.get("failover")
-    if svc is None:
-        settings = ctx.settings
-        assert isinstance(settings, FailoverSettings)
-        svc = Failover(Store(ctx.db), settings)
-        ctx.extras["failover"] = svc
-    assert isinstance(svc, Failover)
-    return svc
+    """The process's one :class:`Failover` (created on first use)."""
+    return ctx.singleton(
+        "failover", Failover, lambda: Failover(Store(ctx.db), ctx.settings_as(FailoverSettings))
+    )
 
 
 STANDBY_PROMOTED = "qlp.failover.v1.StandbyPromoted"

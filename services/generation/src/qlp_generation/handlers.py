@@ -100,14 +100,12 @@ def build_consumers(gen: Generation) -> list[ConsumerSpec]:
 
 
 def get_generation(ctx: ServiceContext) -> Generation:
-    gen = ctx.extras.get("generation")
-    if gen is None:
-        settings = ctx.settings
-        assert isinstance(settings, GenerationSettings)
-        gen = Generation(Store(ctx.db), settings)
-        ctx.extras["generation"] = gen
-    assert isinstance(gen, Generation)
-    return gen
+    """The process's one :class:`Generation` (created on first use)."""
+    return ctx.singleton(
+        "generation",
+        Generation,
+        lambda: Generation(Store(ctx.db), ctx.settings_as(GenerationSettings)),
+    )
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:

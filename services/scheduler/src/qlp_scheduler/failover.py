@@ -108,12 +108,7 @@ class AlivePublisher:
 
 
 def alive_publisher(ctx: ServiceContext) -> AlivePublisher:
-    pub = ctx.extras.get("alive_publisher")
-    if pub is None:
-        pub = AlivePublisher(ctx.producer)
-        ctx.extras["alive_publisher"] = pub
-    assert isinstance(pub, AlivePublisher)
-    return pub
+    return ctx.singleton("alive_publisher", AlivePublisher, lambda: AlivePublisher(ctx.producer))
 
 
 async def on_failover_started(
