@@ -6,6 +6,7 @@ import httpx
 
 from qlp_console.repository import INDEXES, SessionRepository
 from qlp_console.routes_auth import router as auth_router
+from qlp_console.routes_editors import router as editors_router
 from qlp_console.routes_gpu import router as gpu_router
 from qlp_console.routes_more import router as more_router
 from qlp_console.routes_portal import router as portal_router
@@ -36,7 +37,7 @@ service = ServiceDefinition(
     name="console",
     settings_cls=ConsoleSettings,
     # the catch-all 404 of /app/... is in more_router: it goes last
-    routers=[auth_router, portal_router, gpu_router, more_router],
+    routers=[auth_router, portal_router, gpu_router, editors_router, more_router],
     indexes=INDEXES,
     on_startup=on_startup,
     on_shutdown=on_shutdown,
