@@ -447,7 +447,14 @@ async def test_gpu_job_live_on_a_simulated_agent_and_provider_earnings(
             agent.kill()
 
 
-ARTIFACT = b"PK\x03\x04 console test template " + b"x" * 64
+def _artifact() -> bytes:
+    """A template's artifact is a pattern pack (the marketplace checks it)."""
+    from qlp_testing.templates import tiny_pack
+
+    return tiny_pack("console-outbox")
+
+
+ARTIFACT = _artifact()
 
 
 async def test_marketplace_search_buy_download_review_and_creator_earnings(

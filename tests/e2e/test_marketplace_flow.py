@@ -17,10 +17,12 @@ import pytest
 from qlp_kit.auth import Principal
 from qlp_testing.flows import bearer, eventually, signup
 from qlp_testing.principals import PrincipalAuth
+from qlp_testing.templates import tiny_pack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-ARTIFACT = b"PK\x03\x04 a template archive " + uuid.uuid4().bytes
+#: a template's artifact is a pattern pack (generation renders it for the buyers)
+ARTIFACT = tiny_pack("kafka-outbox")
 M = "/v1/marketplace"
 
 
@@ -174,16 +176,25 @@ async def test_publish_buy_review_download_refund(qlp_platform: Any) -> None:
         assert (await c.get(f"{M}/purchases/{pid}", headers=other)).status_code == 404
         theirs = (await c.get(f"{M}/purchases", headers=other)).json()["items"]
         assert theirs == []
-        # a second version, over the gateway's default 1 MiB body limit (uploads get more)
-        big = ARTIFACT * (2 * 1024 * 1024 // len(ARTIFACT) + 1)
+        # an upload over the gateway's default 1 MiB body limit reaches the marketplace
+        # (uploads get more), which answers that a template archive is at most 256 KiB
+        big = b"PK\x03\x04" + uuid.uuid4().bytes * (2 * 1024 * 1024 // 16)
         r = await c.post(
             f"{M}/listings/{listing}/versions",
             params={"version": "1.1.0", "changelog": "bigger"},
             content=big,
             headers={**seller, "content-type": "application/zip"},
         )
+        assert r.status_code == 413 and "template archive" in r.json()["detail"], r.text
+        second = tiny_pack("kafka-outbox", "1.1.0")
+        r = await c.post(
+            f"{M}/listings/{listing}/versions",
+            params={"version": "1.1.0", "changelog": "second"},
+            content=second,
+            headers={**seller, "content-type": "application/gzip"},
+        )
         assert r.status_code == 201, r.text
-        assert (await c.get(f"{M}/listings/{listing}/download", headers=buyer)).content == big
+        assert (await c.get(f"{M}/listings/{listing}/download", headers=buyer)).content == second
         r = await c.get(
             f"{M}/listings/{listing}/download", params={"version": "1.0.0"}, headers=buyer
         )
@@ -218,7 +229,7 @@ async def test_publish_buy_review_download_refund(qlp_platform: Any) -> None:
         assert (await c.get(f"{M}/listings/{listing}", headers=other)).status_code == 404
         assert (await c.get(f"{M}/listings/{listing}", headers=buyer)).status_code == 200
         r = await c.get(f"{M}/listings/{listing}/download", headers=buyer)
-        assert r.status_code == 200 and r.content == big
+        assert r.status_code == 200 and r.content == second
 
         # the refund reverses the split and ends the entitlement
         r = await c.post(f"{M}/purchases/{pid}/refund", json={"reason": "test"}, headers=buyer)
