@@ -51,7 +51,7 @@ def parse_blueprint(text: str) -> dict[str, Any]:
 def _path(loc: list[Any], drop: tuple[str, ...]) -> str:
     out = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or str(part).isdigit():  # the kit sends loc as strings
             out += f"[{part}]"
         elif not out and str(part) in drop:
             continue

@@ -49,6 +49,7 @@ def test_api_validation_errors_name_the_edited_field() -> None:
              "msg": "Value error, field name 'id' must be snake_case, not a reserved word"},
             {"loc": ["body", "blueprint"], "msg": "Value error, entity names repeat"},
             {"loc": ["query", "version"], "msg": "too short"},
+            {"loc": ["body", "blueprint", "entities", "2", "name"], "msg": "must be CamelCase"},
             "not a mapping",
         ],
     }  # fmt: skip
@@ -60,6 +61,7 @@ def test_api_validation_errors_name_the_edited_field() -> None:
         },
         {"field": "(the whole blueprint)", "message": "entity names repeat"},
         {"field": "version", "message": "too short"},
+        {"field": "entities[2].name", "message": "must be CamelCase"},
     ]
     assert editors.field_errors(None) == [] and editors.field_errors({"title": "x"}) == []
 
