@@ -52,6 +52,7 @@ def test_the_readme_walkthrough_has_every_step() -> None:
         "/reviews",
         "/download",
         "/v1/marketplace/creator/earnings",
+        "template_listing_id",
     ):
         assert step in text, step
     assert "--api-key " not in text, "an API key flag shows in ps"
@@ -141,5 +142,8 @@ def test_the_readme_walkthrough_runs_as_written(qlp_platform: Any, tmp_path: Pat
     assert '"user_id"' in out2 or '"org_id"' in out2  # /v1/me with the refreshed token
     # the marketplace: published, bought by another org, reviewed, downloaded, 70 % earned
     assert "published" in lines, out2[-3000:]
-    assert any(line.startswith("README.md ") for line in lines), out2[-3000:]
+    assert any(line.startswith("pack.json ") for line in lines), out2[-3000:]
+    # generated from the bought template: the gate passed, the listing shows 1 of 1
+    assert "True" in lines, out2[-3000:]
+    assert "'projects_built': 1, 'projects_passed': 1" in out2, out2[-3000:]
     assert '"earnings":{"amount":1050' in out2, out2[-3000:]
