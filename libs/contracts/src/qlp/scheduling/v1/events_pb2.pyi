@@ -68,7 +68,7 @@ class ProviderHeartbeat(_message.Message):
     def __init__(self, org_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., sequence: _Optional[int] = ..., gpus: _Optional[_Iterable[_Union[_types_pb2.GpuStatus, _Mapping]]] = ..., leases: _Optional[_Iterable[_Union[_types_pb2.LeaseStatus, _Mapping]]] = ..., healthy: _Optional[bool] = ..., simulated: _Optional[bool] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class OfferPublished(_message.Message):
-    __slots__ = ("org_id", "offer_id", "provider_id", "gpu_model", "gpu_count", "gpu_memory_mib", "region", "price_per_gpu_hour", "min_duration_minutes", "max_duration_minutes", "simulated", "available_until", "published_at")
+    __slots__ = ("org_id", "offer_id", "provider_id", "gpu_model", "gpu_count", "gpu_memory_mib", "region", "price_per_gpu_hour", "min_duration_minutes", "max_duration_minutes", "simulated", "available_until", "published_at", "available_gpus", "reliability_bps", "containers")
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     OFFER_ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,9 @@ class OfferPublished(_message.Message):
     SIMULATED_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_UNTIL_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_GPUS_FIELD_NUMBER: _ClassVar[int]
+    RELIABILITY_BPS_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_FIELD_NUMBER: _ClassVar[int]
     org_id: str
     offer_id: str
     provider_id: str
@@ -95,7 +98,32 @@ class OfferPublished(_message.Message):
     simulated: bool
     available_until: _timestamp_pb2.Timestamp
     published_at: _timestamp_pb2.Timestamp
-    def __init__(self, org_id: _Optional[str] = ..., offer_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., gpu_model: _Optional[str] = ..., gpu_count: _Optional[int] = ..., gpu_memory_mib: _Optional[int] = ..., region: _Optional[str] = ..., price_per_gpu_hour: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., min_duration_minutes: _Optional[int] = ..., max_duration_minutes: _Optional[int] = ..., simulated: _Optional[bool] = ..., available_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    available_gpus: int
+    reliability_bps: int
+    containers: bool
+    def __init__(self, org_id: _Optional[str] = ..., offer_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., gpu_model: _Optional[str] = ..., gpu_count: _Optional[int] = ..., gpu_memory_mib: _Optional[int] = ..., region: _Optional[str] = ..., price_per_gpu_hour: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., min_duration_minutes: _Optional[int] = ..., max_duration_minutes: _Optional[int] = ..., simulated: _Optional[bool] = ..., available_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., available_gpus: _Optional[int] = ..., reliability_bps: _Optional[int] = ..., containers: _Optional[bool] = ...) -> None: ...
+
+class OfferAvailabilityChanged(_message.Message):
+    __slots__ = ("org_id", "offer_id", "provider_id", "available_gpus", "gpu_count", "reliability_bps", "status", "revision", "changed_at")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_GPUS_FIELD_NUMBER: _ClassVar[int]
+    GPU_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RELIABILITY_BPS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    offer_id: str
+    provider_id: str
+    available_gpus: int
+    gpu_count: int
+    reliability_bps: int
+    status: str
+    revision: int
+    changed_at: _timestamp_pb2.Timestamp
+    def __init__(self, org_id: _Optional[str] = ..., offer_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., available_gpus: _Optional[int] = ..., gpu_count: _Optional[int] = ..., reliability_bps: _Optional[int] = ..., status: _Optional[str] = ..., revision: _Optional[int] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class OfferWithdrawn(_message.Message):
     __slots__ = ("org_id", "offer_id", "provider_id", "reason", "withdrawn_at")
