@@ -126,7 +126,7 @@ def test_listing_editor_page_for_a_draft_and_for_a_new_listing() -> None:
                    **common)  # fmt: skip
     assert html.count('name="csrf_token"') == 3  # details, version, publish
     assert "Draft: add a version" in html and "summary too short" in html
-    assert 'value="9.0"' in html and 'value="a, b"' in html
+    assert 'value="9.00"' in html and 'value="a, b"' in html
     assert '<option value="api" selected>' in html
     new = _render("listing_edit.html", listing=None, state="", versions=[], gen_versions=[],
                   **{**common, "form": {"kind": "template"}})  # fmt: skip
