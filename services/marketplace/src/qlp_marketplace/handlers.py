@@ -9,6 +9,9 @@
 - ``<prefix>.search.<replica>`` (marketplace topic, one group per replica so every
   replica sees every event): ListingPublished / ListingUpdated → re-read the listing
   and re-index (or drop) it in this replica's search index.
+- ``<prefix>.offers.<replica>`` (scheduling topic, one group per replica):
+  OfferPublished / OfferAvailabilityChanged / OfferWithdrawn → the ``gpu_offers``
+  read model and this replica's in-memory offer catalogue (stale revisions dropped).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from qlp_contracts import topics
 from qlp_kit.app import ServiceContext
 from qlp_kit.consumer import ConsumerSpec
 from qlp_kit.events import Event
+from qlp_marketplace.offers_store import OfferBook, OfferStore
 from qlp_marketplace.repository import Store
 from qlp_marketplace.search import SearchIndex
 from qlp_marketplace.service import Marketplace
@@ -31,6 +35,9 @@ PAY_FAILED = "qlp.billing.v1.PaymentFailed"
 REFUNDED = "qlp.marketplace.v1.PurchaseRefunded"
 REFUND_FAILED = "qlp.marketplace.v1.PurchaseRefundFailed"
 TEMPLATE_OUTCOME = "qlp.generation.v1.TemplateOutcomeRecorded"
+OFFER_PUBLISHED = "qlp.scheduling.v1.OfferPublished"
+OFFER_CHANGED = "qlp.scheduling.v1.OfferAvailabilityChanged"
+OFFER_WITHDRAWN = "qlp.scheduling.v1.OfferWithdrawn"
 LISTING_EVENTS = ("qlp.marketplace.v1.ListingPublished", "qlp.marketplace.v1.ListingUpdated")
 
 
@@ -109,6 +116,34 @@ def build_consumers(m: Marketplace) -> list[ConsumerSpec]:
     return specs
 
 
+def offer_consumer(book: OfferBook, settings: MarketplaceSettings) -> ConsumerSpec:
+    async def on_offer(ev: Event) -> None:
+        if ev.type == OFFER_PUBLISHED:
+            await book.on_published(ev.message)
+        elif ev.type == OFFER_CHANGED:
+            await book.on_changed(ev.message)
+        else:
+            await book.on_withdrawn(ev.message)
+
+    return ConsumerSpec(
+        f"{settings.consumer_group_prefix}.offers.{replica_name(settings)}",
+        [topics.SCHEDULING.name],
+        on_offer,
+        event_types=[OFFER_PUBLISHED, OFFER_CHANGED, OFFER_WITHDRAWN],
+        description="keeps the GPU offer read model and this replica's catalogue current",
+    )
+
+
+def get_offer_book(ctx: ServiceContext) -> OfferBook:
+    """The process's one :class:`OfferBook` (created on first use)."""
+    b = ctx.extras.get("offer_book")
+    if b is None:
+        b = OfferBook(OfferStore(ctx.mongo))
+        ctx.extras["offer_book"] = b
+    assert isinstance(b, OfferBook)
+    return b
+
+
 def get_marketplace(ctx: ServiceContext) -> Marketplace:
     """The process's one :class:`Marketplace` (created on first use)."""
     m = ctx.extras.get("marketplace")
@@ -124,4 +159,5 @@ def get_marketplace(ctx: ServiceContext) -> Marketplace:
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
-    return build_consumers(get_marketplace(ctx))
+    m = get_marketplace(ctx)
+    return [*build_consumers(m), offer_consumer(get_offer_book(ctx), m.settings)]
