@@ -312,3 +312,26 @@ def test_cli_status_on_a_cluster(cli_against: Any, monkeypatch: pytest.MonkeyPat
         "billing",
         {"groups": ["billing.metering"], "topics_of": {"billing.metering": ["qlp.usage.v1"]}},
     ) in probed
+
+
+def test_cli_admins_grant_goes_to_identity_as_the_platform_service(cli_against: Any) -> None:
+    path = proxy("identity", "/internal/v1/platform-admins/ops@example.com")
+    answer = {"id": "usr_1", "email": "ops@example.com", "platform_admin": True, "changed": True}
+    runner, core = cli_against({path: (200, answer)})
+    result = runner.invoke(cli.app, ["--cluster", "admins", "grant", " ops@example.com "])
+    assert result.exit_code == 0, result.output
+    assert "is a platform admin" in result.output and "sign in again" in result.output
+    call = core.api_client.calls[0]
+    who = verify_principal(
+        call["header_params"],
+        SECRET,
+        method="PUT",
+        target="/internal/v1/platform-admins/ops@example.com",
+    )
+    assert who.kind == "service" and "platform_admin" in who.roles
+
+
+def test_cli_admins_revoke_of_an_unknown_user_exits_1(cli_against: Any) -> None:
+    runner, _ = cli_against({})
+    result = runner.invoke(cli.app, ["--cluster", "admins", "revoke", "nobody@example.com"])
+    assert result.exit_code == 1 and "HTTP 404" in result.output
