@@ -320,7 +320,7 @@ def test_cli_admins_grant_goes_to_identity_as_the_platform_service(cli_against: 
     runner, core = cli_against({path: (200, answer)})
     result = runner.invoke(cli.app, ["--cluster", "admins", "grant", " ops@example.com "])
     assert result.exit_code == 0, result.output
-    assert "is a platform admin" in result.output and "sign in again" in result.output
+    assert "is a platform admin" in result.output and "sign out and in again" in result.output
     call = core.api_client.calls[0]
     who = verify_principal(
         call["header_params"],
