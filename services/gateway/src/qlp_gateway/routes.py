@@ -18,6 +18,9 @@ ROUTE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("/v1/patterns", "generation"),
     ("/v1/marketplace", "marketplace"),
     ("/v1/providers", "scheduler"),
+    # the public offer catalogue is the marketplace's read model of the scheduler's
+    # offer events; the scheduler keeps its own index for placement
+    ("/v1/gpu/offers", "marketplace"),
     ("/v1/gpu", "scheduler"),
 )
 

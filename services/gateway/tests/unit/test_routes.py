@@ -19,7 +19,10 @@ from qlp_gateway.routes import Route, body_limit, resolve
         ("/v1/patterns", "generation"),
         ("/v1/marketplace/listings", "marketplace"),
         ("/v1/providers/prv_1/machines", "scheduler"),
-        ("/v1/gpu/offers", "scheduler"),
+        ("/v1/gpu/offers", "marketplace"),
+        ("/v1/gpu/offers/", "marketplace"),
+        ("/v1/gpu/jobs", "scheduler"),
+        ("/v1/gpu/offersx", "scheduler"),
     ],
 )
 def test_prefixes_route_to_their_service(path: str, service: str) -> None:
