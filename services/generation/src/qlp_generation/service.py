@@ -31,6 +31,7 @@ from qlp_generation import gate as G
 from qlp_generation.blueprint import Blueprint, Tier, extract, library
 from qlp_generation.llm import LlmConfig, refine
 from qlp_generation.render import builtin_templates, pack, render
+from qlp_generation.render_limited import RenderLimits, render_pack
 from qlp_generation.repository import Doc, Store
 from qlp_generation.settings import GenerationSettings
 from qlp_kit.ids import new_id
@@ -421,11 +422,20 @@ class Generation:
     async def render_files(
         self, bp: Blueprint, tier: str, template: Doc | None = None
     ) -> dict[str, bytes]:
-        """The project's files from the built-in pack, or from the template's pack (in
-        the sandbox). A seam: tests make it raise."""
+        """The project's files from the built-in pack (in a thread: the event loop
+        keeps serving), or from the template's pack (sandboxed, in a child process under
+        CPU, memory and wall-clock limits). A seam: tests make it raise."""
         if not template:
-            return render(bp, tier)
-        return render(bp, tier, await self._pack_templates(template["pack_id"]))
+            return await asyncio.to_thread(render, bp, tier)
+        s = self.settings
+        return await render_pack(
+            bp,
+            tier,
+            await self._pack_templates(template["pack_id"]),
+            RenderLimits(
+                s.template_render_cpu_s, s.template_render_memory_mb, s.template_render_wall_s
+            ),
+        )
 
     async def _pack_templates(self, pack_id: str) -> dict[str, str]:
         listing_id = pack_id.split("@", 1)[0]

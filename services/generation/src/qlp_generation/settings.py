@@ -22,6 +22,11 @@ class GenerationSettings(ServiceSettings):
     gate_cpu_s: int = 120
     gate_memory_mb: int = 2048
     gate_wall_s: float = 180.0
+    #: Limits of rendering a marketplace template's pack (a child process; see
+    #: render_limited.py): going over one fails the build.
+    template_render_cpu_s: int = 10
+    template_render_memory_mb: int = 1024
+    template_render_wall_s: float = 30.0
     #: The optional LLM port (any OpenAI-compatible endpoint, e.g.
     #: ``http://llm:8000/v1``): refines the blueprint of a prompt before the build. Off
     #: while the URL is empty; the quality gate decides either way.
