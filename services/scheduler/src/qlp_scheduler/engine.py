@@ -41,7 +41,7 @@ from qlp_scheduler.metrics import (
     STALE_EPOCH_REPORTS,
 )
 from qlp_scheduler.offer_index import OfferIndex, view_from_doc
-from qlp_scheduler.repository import Repository
+from qlp_scheduler.repository import OfferEvent, Repository
 from qlp_scheduler.service import ms
 from qlp_scheduler.settings import SchedulerSettings
 
@@ -277,6 +277,12 @@ class Scheduler:
         if doc is None:
             raise S.NotFound("provider")
         return doc
+
+    def offer_event(self) -> OfferEvent:
+        """Builds an offer's OfferAvailabilityChanged (free GPUs, status, reliability)
+        from its provider document as a write leaves it."""
+        now = utcnow()
+        return lambda d: E.offer_availability(d, round(self.reliability_of(d) * 10_000), now)
 
     def reliability_of(self, doc: Doc) -> float:
         now = utcnow()
@@ -629,7 +635,9 @@ class Scheduler:
                 uuids = S.pick_gpus(view, req.gpu_count)
                 if not uuids:
                     continue
-                if await self.repo.claim(view.provider_id, job_id, role, uuids, utcnow()):
+                if await self.repo.claim(
+                    view.provider_id, job_id, role, uuids, utcnow(), self.offer_event()
+                ):
                     # what the conditional update changed, mirrored in the index
                     view.available_gpus -= len(uuids)
                     for u in uuids:
@@ -821,7 +829,7 @@ class Scheduler:
         }
 
     async def _release(self, provider_id: str, job_id: str, uuids: list[str]) -> None:
-        doc = await self.repo.release(provider_id, job_id, uuids, utcnow())
+        doc = await self.repo.release(provider_id, job_id, uuids, utcnow(), self.offer_event())
         self._index_doc(doc)
 
     async def apply_effects(self, job: Doc) -> Doc:

@@ -82,7 +82,34 @@ def offer_published(doc: dict[str, Any], now: datetime) -> ev.OfferPublished:
         price_per_gpu_hour=money(int(doc["price_minor"]), doc["currency"]),
         simulated=bool(doc["machine"].get("simulated")),
         published_at=ts(now),
+        available_gpus=int(doc.get("available_gpus", doc["gpu_count"])),
+        containers=bool(doc.get("containers")),
     )
+
+
+def offer_status(doc: dict[str, Any]) -> str:
+    """The offer's status for the catalogue: lost while the failover service says so,
+    withdrawn once the provider is no longer active."""
+    if doc.get("liveness") == "lost":
+        return "lost"
+    return "active" if doc.get("status", "active") == "active" else "withdrawn"
+
+
+def offer_availability(doc: dict[str, Any], reliability_bps: int, now: datetime) -> Staged:
+    """The offer as ``doc`` stands after the write that stages this event; its revision
+    is the document's ``offer_rev`` (bumped by that same write)."""
+    msg = ev.OfferAvailabilityChanged(
+        org_id=doc["org_id"],
+        offer_id=doc["offer_id"],
+        provider_id=doc["_id"],
+        available_gpus=int(doc.get("available_gpus", 0)),
+        gpu_count=int(doc.get("gpu_count", 0)),
+        reliability_bps=max(0, min(10_000, int(reliability_bps))),
+        status=offer_status(doc),
+        revision=int(doc.get("offer_rev", 0)),
+        changed_at=ts(now),
+    )
+    return staged(msg, doc["org_id"], doc["offer_id"], now)
 
 
 def offer_withdrawn(doc: dict[str, Any], reason: str, now: datetime) -> Staged:

@@ -162,7 +162,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             at = getattr(m, field)
             at_ms = int(at.ToMilliseconds()) if at.seconds or at.nanos else 0
             sched: Scheduler = ctx.extras["scheduler"]
-            doc = await sched.repo.set_liveness(m.provider_id, state, at_ms)
+            doc = await sched.repo.set_liveness(m.provider_id, state, at_ms, sched.offer_event())
             if doc is not None:
                 sched._index_doc(doc)
             return

@@ -22,7 +22,7 @@ agents go by job id and are then checked against the provider's placement.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +38,14 @@ from qlp_kit.mongo import (
     decode_cursor,
     encode_cursor,
 )
+from qlp_kit.outbox import Staged, outbox_update
 from qlp_scheduler.service import ms
+
+#: Builds the offer's availability event from the provider document as the write leaves
+#: it (``offer_rev`` already bumped).
+OfferEvent = Callable[[dict[str, Any]], Staged]
+#: A few rounds of read + revision-guarded write before a change gives up.
+OFFER_CAS_ROUNDS = 6
 
 Doc = dict[str, Any]
 
@@ -192,7 +199,13 @@ class Repository:
         return [d async for d in cur if d.get("claims")]
 
     async def claim(
-        self, provider_id: str, job_id: str, role: str, uuids: Sequence[str], now: datetime
+        self,
+        provider_id: str,
+        job_id: str,
+        role: str,
+        uuids: Sequence[str],
+        now: datetime,
+        event: OfferEvent | None = None,
     ) -> bool:
         """Claim ``uuids`` for ``job_id`` in ONE conditional update: the offer must be
         active, have ``len(uuids)`` available GPUs, each uuid free, and the job must
@@ -209,28 +222,85 @@ class Repository:
             guard[f"gpu_owner.{u}"] = ""
         sets[f"claims.{job_id}"] = {"uuids": list(uuids), "role": role, "n": n, "at_ms": ms(now)}
         sets["updated_ms"] = ms(now)
-        res = await self.providers.update_one(
-            guard, {"$inc": {"available_gpus": -n}, "$set": sets}, comment=MARKET
+        update: Doc = {"$inc": {"available_gpus": -n}, "$set": sets}
+        if event is None:
+            res = await self.providers.update_one(guard, update, comment=MARKET)
+            return res.modified_count == 1
+        done = await self.offer_change(
+            guard, update, lambda d: {**d, "available_gpus": int(d["available_gpus"]) - n}, event
         )
-        return res.modified_count == 1
+        return done is not None
 
     async def release(
-        self, provider_id: str, job_id: str, uuids: Sequence[str], now: datetime
+        self,
+        provider_id: str,
+        job_id: str,
+        uuids: Sequence[str],
+        now: datetime,
+        event: OfferEvent | None = None,
     ) -> Doc | None:
         """Give the job's GPUs back; a no-op (None) when it holds none there."""
         sets: Doc = {f"gpu_owner.{u}": "" for u in uuids}
         sets["updated_ms"] = ms(now)
+        guard: Doc = {"_id": provider_id, f"claims.{job_id}": {"$exists": True}}
+        update: Doc = {
+            "$inc": {"available_gpus": len(uuids)},
+            "$set": sets,
+            "$unset": {f"claims.{job_id}": ""},
+        }
+        if event is not None:
+            n = len(uuids)
+            return await self.offer_change(
+                guard,
+                update,
+                lambda d: {**d, "available_gpus": int(d["available_gpus"]) + n},
+                event,
+            )
         return await self.providers.find_one_and_update(
-            {"_id": provider_id, f"claims.{job_id}": {"$exists": True}},
-            {
-                "$inc": {"available_gpus": len(uuids)},
-                "$set": sets,
-                "$unset": {f"claims.{job_id}": ""},
-            },
+            guard,
+            update,
             projection={"_outbox": 0, "claims": 0},
             return_document=ReturnDocument.AFTER,
             comment=MARKET,
         )
+
+    async def offer_change(
+        self, guard: Doc, update: Doc, after: Callable[[Doc], Doc], event: OfferEvent
+    ) -> Doc | None:
+        """Apply ``update`` to the provider ``guard`` names (when ``guard`` holds) and, in
+        the same write, stage the offer's availability event built from the document as
+        the write leaves it (``after`` of the document read just before). The write is
+        also guarded by the offer revision it read, which it bumps, so events carry
+        increasing revisions in the order their writes applied; a concurrent offer change
+        makes it read again. None when ``guard`` does not hold (nothing changed)."""
+        pid = guard["_id"]
+        for _ in range(OFFER_CAS_ROUNDS):
+            cur = await self.providers.find_one(
+                {"_id": pid}, {"_outbox": 0, "claims": 0}, comment=MARKET
+            )
+            if cur is None:
+                return None
+            rev = int(cur.get("offer_rev", 0))
+            post = after(cur)
+            post["offer_rev"] = rev + 1
+            rev_guard: Doc = (
+                {"offer_rev": rev} if "offer_rev" in cur else {"offer_rev": {"$exists": False}}
+            )
+            upd = {k: dict(v) if isinstance(v, dict) else v for k, v in update.items()}
+            upd.setdefault("$set", {})["offer_rev"] = rev + 1
+            res = await self.providers.find_one_and_update(
+                {**guard, **rev_guard},
+                outbox_update([event(post)], upd),
+                projection={"_outbox": 0, "claims": 0},
+                return_document=ReturnDocument.AFTER,
+                comment=MARKET,
+            )
+            if res is not None:
+                return res
+            again = await self.providers.find_one({"_id": pid}, {"offer_rev": 1}, comment=MARKET)
+            if again is None or int(again.get("offer_rev", 0)) == rev:
+                return None  # the guard itself failed, not a concurrent change
+        return None
 
     # --- jobs --------------------------------------------------------------------
 
@@ -467,18 +537,22 @@ class Repository:
             {"$set": {"acked": 1, "acked_ms": ms(now), "superseded": 1}},
         )
 
-    async def set_liveness(self, provider_id: str, state: str, at_ms: int) -> Doc | None:
+    async def set_liveness(
+        self, provider_id: str, state: str, at_ms: int, event: OfferEvent | None = None
+    ) -> Doc | None:
         """The failover service's verdict on a provider, unless a newer one is recorded
         (verdicts of one provider arrive in order; a redelivery is older or equal).
-        Cross-tenant: verdicts name the provider only."""
+        Cross-tenant: verdicts name the provider only. With ``event``, the offer's
+        availability event is staged in the same write."""
+        guard: Doc = {
+            "_id": provider_id,
+            "$or": [{"liveness_ms": {"$exists": False}}, {"liveness_ms": {"$lt": at_ms}}],
+        }
+        update: Doc = {"$set": {"liveness": state, "liveness_ms": at_ms, "updated_ms": at_ms}}
+        if event is not None:
+            return await self.offer_change(guard, update, lambda d: {**d, "liveness": state}, event)
         return await self.providers.find_one_and_update(
-            {
-                "_id": provider_id,
-                "$or": [{"liveness_ms": {"$exists": False}}, {"liveness_ms": {"$lt": at_ms}}],
-            },
-            {"$set": {"liveness": state, "liveness_ms": at_ms, "updated_ms": at_ms}},
-            comment=SWEEP,
-            return_document=ReturnDocument.AFTER,
+            guard, update, comment=SWEEP, return_document=ReturnDocument.AFTER
         )
 
     async def record_provider_loss(
