@@ -5,14 +5,16 @@ replica's in-memory :class:`~qlp_marketplace.offers.Catalogue`.
 
 ``gpu_offers`` is public (every org reads every offer), so it is not a tenant
 collection. Every write is idempotent: an OfferAvailabilityChanged only lands when its
-revision is above the stored one, an OfferPublished only sets the offer's fixed fields
-(its free GPUs only when the offer is new), an OfferWithdrawn is final.
+revision is above the stored one; an OfferPublished sets the offer's fixed fields and
+makes it active (its free GPUs only when the offer is new: later ones come with
+revisions); an OfferWithdrawn makes it withdrawn until it is published again. The
+three are keyed by offer id, so they arrive in the order the scheduler wrote them, and
+a replay from an older offset ends in the same state.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -26,8 +28,6 @@ log = structlog.get_logger("qlp.marketplace.offers")
 
 GPU_OFFERS = "gpu_offers"
 INDEXES = [IndexSpec(GPU_OFFERS, (("updated_ms", ASCENDING),))]
-#: An OfferWithdrawn outranks every availability change.
-FINAL_REVISION = 2**62
 
 Doc = dict[str, Any]
 
@@ -49,6 +49,9 @@ class OfferStore:
             {"$set": {k: v for k, v in fixed.items() if k != "_id"}, "$setOnInsert": initial},
             upsert=True,
         )
+
+    async def set_fields(self, offer_id: str, fields: Doc) -> None:
+        await self.coll.update_one({"_id": offer_id}, {"$set": fields}, upsert=True)
 
     async def change(self, offer_id: str, revision: int, fields: Doc) -> None:
         try:
@@ -91,6 +94,7 @@ class OfferBook:
             "region": msg.region,
             "simulated": bool(msg.simulated),
             "containers": bool(msg.containers),
+            "status": ACTIVE,
             "updated_ms": at,
         }
         initial: Doc = {
@@ -98,7 +102,6 @@ class OfferBook:
             if msg.HasField("available_gpus")
             else int(msg.gpu_count),
             "reliability_bps": int(msg.reliability_bps) if msg.HasField("reliability_bps") else 0,
-            "status": ACTIVE,
             "revision": 0,
         }
         await self.store.publish(fixed, initial)
@@ -123,11 +126,17 @@ class OfferBook:
         )
 
     async def on_withdrawn(self, msg: Any) -> None:
-        await self.changed(
-            msg.offer_id,
-            FINAL_REVISION,
-            {"org_id": msg.org_id, "provider_id": msg.provider_id, "status": WITHDRAWN},
-        )
+        fields: Doc = {
+            "org_id": msg.org_id,
+            "provider_id": msg.provider_id,
+            "status": WITHDRAWN,
+            "updated_ms": now_ms(),
+        }
+        await self.store.set_fields(msg.offer_id, fields)
+        held = self.catalogue.get(msg.offer_id)
+        base = held.to_doc() if held else {"_id": msg.offer_id}
+        offer = Offer.from_doc({**base, **fields})
+        self.catalogue.offers[offer.offer_id] = offer
 
     async def changed(self, offer_id: str, revision: int, fields: Doc) -> None:
         fields = {**fields, "updated_ms": now_ms()}
@@ -136,5 +145,4 @@ class OfferBook:
         if held is not None and held.revision >= revision:
             return
         base = held.to_doc() if held else {"_id": offer_id}
-        offer = Offer.from_doc({**base, **fields, "revision": revision})
-        self.catalogue.put(replace(offer))
+        self.catalogue.put(Offer.from_doc({**base, **fields, "revision": revision}))
