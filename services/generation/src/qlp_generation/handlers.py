@@ -27,6 +27,7 @@ STARTED = "qlp.generation.v1.GenerationStarted"
 VERSION_ADDED = "qlp.marketplace.v1.ListingVersionAdded"
 GRANTED = "qlp.marketplace.v1.EntitlementGranted"
 REVOKED = "qlp.marketplace.v1.EntitlementRevoked"
+REVIEWED = "qlp.marketplace.v1.ReviewPosted"
 
 
 def build_consumers(gen: Generation) -> list[ConsumerSpec]:
@@ -56,6 +57,10 @@ def build_consumers(gen: Generation) -> list[ConsumerSpec]:
                     bytes(m.template_archive),
                     m.generation_version_id,
                 )
+        elif ev.type == REVIEWED:
+            await gen.on_review(
+                m.review_id, m.listing_id, int(m.rating), m.posted_at.ToDatetime(UTC)
+            )
         elif ev.type == GRANTED:
             if int(m.kind) == mt.LISTING_KIND_TEMPLATE:
                 await gen.on_entitlement(
@@ -72,8 +77,9 @@ def build_consumers(gen: Generation) -> list[ConsumerSpec]:
             f"{prefix}.templates",
             [topics.MARKETPLACE.name],
             on_template,
-            event_types=[VERSION_ADDED, GRANTED, REVOKED],
-            description="marketplace templates become pattern packs; entitlements to use them",
+            event_types=[VERSION_ADDED, GRANTED, REVOKED, REVIEWED],
+            description="marketplace templates become pattern packs; entitlements to use "
+            "them; their ratings become the evidence of the patterns they came from",
         )
     ]
     if gen.settings.worker_enabled:

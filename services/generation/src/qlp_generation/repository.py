@@ -3,6 +3,7 @@ file blobs (one blob per tenant and SHA-256, so unchanged files are stored once)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +27,9 @@ OUTCOMES = "pattern_outcomes"
 PACKS = "template_packs"
 ENTITLEMENTS = "template_entitlements"
 TEMPLATE_OUTCOMES = "template_outcomes"
+#: Marketplace ratings of template listings (review id → listing, stars; no tenant): the
+#: evidence "the marketplace rating of templates built on a pattern".
+TEMPLATE_RATINGS = "template_ratings"
 OUTBOX_COLLECTIONS = (GENERATIONS, VERSIONS)
 TENANT_COLLECTIONS = (GENERATIONS, PROJECTS, VERSIONS, BLOBS, PACKS, ENTITLEMENTS)
 #: A buyer's generation reads the creator's pack once it found the buyer's entitlement.
@@ -183,6 +187,40 @@ class Store:
         except DuplicateKeyError:
             return False
         return True
+
+    async def put_rating(self, review_id: str, listing_id: str, rating: int, at: Any) -> None:
+        """A review's stars; the later post (an edit) wins over redelivered older ones."""
+        with contextlib.suppress(DuplicateKeyError):  # a newer one is kept already
+            await self.db[TEMPLATE_RATINGS].update_one(
+                {"_id": review_id, "$or": [{"at": {"$lt": at}}, {"at": {"$exists": False}}]},
+                {"$set": {"listing_id": listing_id, "rating": int(rating), "at": at}},
+                upsert=True,
+            )
+
+    async def ratings(self) -> dict[str, tuple[int, int]]:
+        """Listing id → (sum of stars, reviews)."""
+        out: dict[str, tuple[int, int]] = {}
+        async for d in self.db[TEMPLATE_RATINGS].find(
+            {}, projection={"listing_id": 1, "rating": 1}
+        ):
+            total, n = out.get(str(d["listing_id"]), (0, 0))
+            out[str(d["listing_id"])] = (total + int(d["rating"]), n + 1)
+        return out
+
+    async def pattern_of_packs(self) -> dict[str, str]:
+        """Listing id → the library pattern its pack was exported from (packs made from a
+        generation version say so in their manifest's provenance)."""
+        docs = self.db[PACKS].find(
+            {"source.kind": "generation_version"},
+            projection={"listing_id": 1, "manifest": 1},
+            comment=PACK_READ,
+        )
+        out: dict[str, str] = {}
+        async for d in docs:
+            pid = str(((d.get("manifest") or {}).get("source") or {}).get("pattern_id") or "")
+            if pid:
+                out[str(d["listing_id"])] = pid
+        return out
 
     async def packs_of(self, listing_id: str) -> list[Doc]:
         return [d async for d in self.db[PACKS].find({"listing_id": listing_id}, comment=PACK_READ)]

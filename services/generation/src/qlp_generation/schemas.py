@@ -98,6 +98,11 @@ class FeedbackIn(BaseModel):
     comment: str = Field(default="", max_length=2000)
 
 
+class MarketplaceRating(BaseModel):
+    average: float
+    reviews: int
+
+
 class PatternOut(BaseModel):
     id: str
     title: str
@@ -109,6 +114,9 @@ class PatternOut(BaseModel):
     gate_pass_rate: float | None
     feedback_up: int
     feedback_down: int
+    #: The marketplace rating (``average`` stars, ``reviews``) of the template listings
+    #: exported from this pattern, or of this template; None before any review.
+    marketplace_rating: MarketplaceRating | None = None
     #: ``library`` (the built-in pattern library) or ``template`` (a pattern pack the
     #: org bought in the marketplace; shown to that org only).
     source: Literal["library", "template"] = "library"

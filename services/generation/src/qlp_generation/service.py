@@ -727,10 +727,38 @@ class Generation:
             )
             await self.store.record_outcome(str(v["pattern_id"]), f"{org_id}|{version_id}", field)
 
+    async def on_review(self, review_id: str, listing_id: str, rating: int, at: Any) -> None:
+        """A marketplace review: kept (stars only) when the listing is a template here."""
+        if await self.store.packs_of(listing_id):
+            await self.store.put_rating(review_id, listing_id, rating, at)
+
+    async def _template_ratings(self) -> tuple[dict[str, Doc], dict[str, Doc]]:
+        """The marketplace rating per template listing, and per library pattern (over the
+        templates exported from it): ``{average, reviews}``, counts only."""
+        ratings = await self.store.ratings()
+        by_listing = {
+            lid: {"average": round(total / n, 2), "reviews": n}
+            for lid, (total, n) in ratings.items()
+            if n
+        }
+        sums: dict[str, tuple[int, int]] = {}
+        for lid, pid in (await self.store.pattern_of_packs()).items():
+            total, n = ratings.get(lid, (0, 0))
+            t0, n0 = sums.get(pid, (0, 0))
+            sums[pid] = (t0 + total, n0 + n)
+        by_pattern = {
+            pid: {"average": round(total / n, 2), "reviews": n}
+            for pid, (total, n) in sums.items()
+            if n
+        }
+        return by_listing, by_pattern
+
     async def patterns(self, q: str, org_id: str = "") -> list[Doc]:
-        """The library's patterns with their measured outcomes, then the org's own
-        template packs (bought in the marketplace; no other org sees them)."""
+        """The library's patterns with their measured outcomes (gate runs, feedback, the
+        marketplace rating of templates exported from them), then the org's own template
+        packs (bought in the marketplace; no other org sees them)."""
         outcomes = await self.store.outcomes()
+        by_listing, by_pattern = await self._template_ratings()
         words = [w for w in q.lower().split() if w]
         out = []
         for p in library().patterns:
@@ -751,14 +779,17 @@ class Generation:
                     "gate_pass_rate": (int(o.get("gate_passed", 0)) / runs) if runs else None,
                     "feedback_up": int(o.get("feedback_up", 0)),
                     "feedback_down": int(o.get("feedback_down", 0)),
+                    "marketplace_rating": by_pattern.get(p.id),
                 }
             )
         if org_id:
-            out += await self.template_patterns(org_id, words)
+            out += await self.template_patterns(org_id, words, by_listing)
         return out
 
     # ------------------------------------------------------------ marketplace templates
-    async def template_patterns(self, org_id: str, words: list[str]) -> list[Doc]:
+    async def template_patterns(
+        self, org_id: str, words: list[str], ratings: dict[str, Doc] | None = None
+    ) -> list[Doc]:
         """The org's bought (or own) template packs, newest version each; their counts
         are shared across tenants as counts only."""
         listings = await self.store.entitled_listings(org_id)
@@ -787,6 +818,7 @@ class Generation:
                     "gate_pass_rate": passed / built if built else None,
                     "feedback_up": 0,
                     "feedback_down": 0,
+                    "marketplace_rating": (ratings or {}).get(lid),
                     "source": "template",
                     "listing_id": lid,
                     "pack": f"{man['id']}@{man['version']}",

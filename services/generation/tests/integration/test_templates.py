@@ -152,6 +152,22 @@ async def test_bought_template_becomes_a_pack_for_the_buyer_only(
         )
         assert r.status_code == 200
 
+        # the buyer's review reaches the pack's evidence over the broker
+        await _send(
+            mev.ReviewPosted(
+                org_id=buyer, review_id=f"rev_{u}", listing_id=listing, rating=4, posted_at=_ts()
+            ),
+            buyer,
+            f"rev_{u}",
+        )
+
+        async def rated() -> Any:
+            r = await h.api(app_url, "GET", "/v1/patterns", buyer)
+            items = [i for i in r.json()["items"] if i["source"] == "template"]
+            return items[0]["marketplace_rating"] if items else None
+
+        assert await h.eventually(rated, 60) == {"average": 4.0, "reviews": 1}
+
         # the refund revokes it: the pack is gone for the buyer
         await _send(
             mev.EntitlementRevoked(
@@ -205,3 +221,34 @@ async def test_a_generation_version_exports_the_pack_it_was_rendered_with(
     with pytest.raises(S.NotFound):
         await gen.template_for(other, "lst_m")
     assert (await gen.template_for(org, "lst_m"))["_id"] == "lst_m@1.0.0"
+
+
+async def test_marketplace_ratings_of_exported_templates_are_their_patterns_evidence(
+    qlp_infra: TestInfra, mongo_db: Any, h: Any
+) -> None:
+    gen = S.Generation(Store(mongo_db), h.gen_settings(qlp_infra, mongo_db.name))
+    await mongo_db["versions"].insert_one(
+        {
+            "_id": "ver_r",
+            "org_id": "org_maker",
+            "project_id": "prj_r",
+            "pack": "fastapi-mongo@1.1.0",
+            "blueprint": {"name": "crm", "title": "CRM", "domain": "crm"},
+            "gate": {"passed": True},
+            "pattern_id": "crm",
+            "files": {},
+        }
+    )
+    assert await gen.keep_template("org_maker", "lst_r", "1.0.0", b"", "ver_r") is not None
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    later = datetime(2026, 12, 2, tzinfo=UTC)
+    await gen.on_review("rev_1", "lst_r", 2, t0)
+    await gen.on_review("rev_1", "lst_r", 5, later)  # edited
+    await gen.on_review("rev_1", "lst_r", 1, t0)  # the old post, redelivered
+    await gen.on_review("rev_2", "lst_r", 4, t0)
+    await gen.on_review("rev_3", "lst_not_a_template", 1, t0)  # not kept
+    assert await mongo_db["template_ratings"].count_documents({}) == 2
+    crm = next(p for p in await gen.patterns("") if p["id"] == "crm")
+    assert crm["marketplace_rating"] == {"average": 4.5, "reviews": 2}
+    other = next(p for p in await gen.patterns("") if p["id"] != "crm")
+    assert other["marketplace_rating"] is None
