@@ -16,6 +16,7 @@ sparsity); a model not in the table sorts after every known one.
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import re
 from collections.abc import Iterable
@@ -200,10 +201,13 @@ _PROBE = Offer("x", "", "", "", 0.0, 0, 0, 0, "USD", "", 0, False, False, ACTIVE
 
 
 class Catalogue:
-    """Every offer of this replica, by offer id."""
+    """Every offer of this replica, by offer id, and for each sort every offer's sort key
+    in order (a sorted list kept by bisection: a change moves one entry), so a query
+    walks the order from its cursor, filtering, and stops once the page is full."""
 
     def __init__(self) -> None:
         self.offers: dict[str, Offer] = {}
+        self._order: dict[str, list[tuple[Any, ...]]] = {s: [] for s in SORTS}
 
     def __len__(self) -> int:
         return len(self.offers)
@@ -223,8 +227,32 @@ class Catalogue:
                 tflops=tflops_of(offer.gpu_model),
                 model_key=f" {normalize_model(offer.gpu_model)} ",
             )
-        self.offers[offer.offer_id] = offer
+        self._set(offer)
         return True
+
+    def _set(self, offer: Offer) -> None:
+        held = self.offers.get(offer.offer_id)
+        for sort, order in self._order.items():
+            new_key = sort_key(offer, sort)
+            if held is not None:
+                old_key = sort_key(held, sort)
+                if old_key == new_key:
+                    continue
+                i = bisect.bisect_left(order, old_key)
+                if i < len(order) and order[i] == old_key:
+                    del order[i]
+            bisect.insort(order, new_key)
+        self.offers[offer.offer_id] = offer
+
+    def replace_offer(self, offer: Offer) -> None:
+        """Hold ``offer`` whatever its revision (OfferPublished / OfferWithdrawn)."""
+        if not offer.model_key:
+            offer = replace(
+                offer,
+                tflops=tflops_of(offer.gpu_model),
+                model_key=f" {normalize_model(offer.gpu_model)} ",
+            )
+        self._set(offer)
 
     def get(self, offer_id: str) -> Offer | None:
         return self.offers.get(offer_id)
@@ -236,8 +264,14 @@ class Catalogue:
         after = decode_cursor(q.sort, q.cursor) if q.cursor else None
         wanted = f" {normalize_model(q.model)} " if q.model else None
         region = q.region
-        out: list[tuple[tuple[Any, ...], Offer]] = []
-        for o in self.offers.values():
+        order = self._order[q.sort]
+        start = bisect.bisect_right(order, after) if after is not None else 0
+        offers = self.offers
+        page: list[tuple[tuple[Any, ...], Offer]] = []
+        more = False
+        for i in range(start, len(order)):
+            key = order[i]
+            o = offers[key[-1]]
             if o.status != ACTIVE or o.available_gpus < q.count:
                 continue
             if q.max_price is not None and o.price_minor > q.max_price:
@@ -252,11 +286,9 @@ class Catalogue:
                 continue
             if wanted and wanted not in o.model_key:
                 continue
-            key = sort_key(o, q.sort)
-            if after is not None and key <= after:
-                continue
-            out.append((key, o))
-        out.sort(key=lambda ko: ko[0])
-        page = out[: q.limit]
-        nxt = encode_cursor(q.sort, page[-1][0]) if len(out) > q.limit else None
+            if len(page) == q.limit:
+                more = True
+                break
+            page.append((key, o))
+        nxt = encode_cursor(q.sort, page[-1][0]) if more else None
         return [o for _, o in page], nxt

@@ -107,8 +107,7 @@ class OfferBook:
         await self.store.publish(fixed, initial)
         held = self.catalogue.get(msg.offer_id)
         doc = {**(held.to_doc() if held else initial), **fixed}
-        offer = Offer.from_doc(doc)
-        self.catalogue.offers[offer.offer_id] = offer
+        self.catalogue.replace_offer(Offer.from_doc(doc))
 
     async def on_changed(self, msg: Any) -> None:
         status = msg.status if msg.status in STATUSES else ACTIVE
@@ -135,8 +134,7 @@ class OfferBook:
         await self.store.set_fields(msg.offer_id, fields)
         held = self.catalogue.get(msg.offer_id)
         base = held.to_doc() if held else {"_id": msg.offer_id}
-        offer = Offer.from_doc({**base, **fields})
-        self.catalogue.offers[offer.offer_id] = offer
+        self.catalogue.replace_offer(Offer.from_doc({**base, **fields}))
 
     async def changed(self, offer_id: str, revision: int, fields: Doc) -> None:
         fields = {**fields, "updated_ms": now_ms()}

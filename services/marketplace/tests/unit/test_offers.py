@@ -16,6 +16,7 @@ from qlp_marketplace.offers import (
     Catalogue,
     Offer,
     OfferQuery,
+    sort_key,
     tflops_of,
 )
 
@@ -166,3 +167,29 @@ def test_throughput_table() -> None:
     assert tflops_of("NVIDIA GeForce RTX 4090") == 165.0
     assert tflops_of("SIM-A100") == 312.0
     assert tflops_of("Mystery GPU") is None
+
+
+def test_order_follows_changes() -> None:
+    import random
+
+    rng = random.Random(3)
+    c = Catalogue()
+    c.load(doc(i) for i in range(100))
+    for rev in range(2, 400):
+        i = rng.randrange(100)
+        c.put(
+            Offer.from_doc(
+                doc(
+                    i,
+                    revision=rev,
+                    price_minor=rng.randint(1, 50),
+                    reliability_bps=rng.randint(0, 10_000),
+                    available_gpus=rng.randint(0, 8),
+                )
+            )
+        )
+    for sort in ("price", "reliability", "price_per_performance"):
+        got = [o.offer_id for o in all_pages(c, OfferQuery(sort=sort, limit=7))]
+        listed = [o for o in c.offers.values() if o.available_gpus >= 1]
+        expect = sorted(listed, key=lambda o: sort_key(o, sort))
+        assert got == [o.offer_id for o in expect]
