@@ -80,7 +80,7 @@ async def test_platform_admin_sees_the_admin_views_others_are_refused(
     await olga.page.wait_for_url("**/app/admin")
     main = olga.page.locator("main")
     assert (await olga.page.locator("#mrr").inner_text()).startswith("$")
-    for section in ("#per-plan", "#per-tier", "#per-meter", "#split", "#ops-empty"):
+    for section in ("#per-plan", "#per-tier", "#per-meter", "#split", "#failovers", "#ops-empty"):
         assert await olga.page.locator(section).count() == 1, section
     # real numbers: both sign-ups opened free subscriptions; the ledger is balanced
     free_row = olga.page.locator("#per-plan tbody tr", has_text="free")

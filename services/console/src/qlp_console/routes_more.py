@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -427,6 +428,9 @@ async def admin(request: Request) -> Response:
             ),
         )
     ledger, ledger_err = await s.api.maybe("/v1/billing/admin/ledger/check")
+    failovers, failovers_err = await s.api.maybe("/v1/admin/failovers", hours="24")
+    for h in (failovers or {}).get("hours", []):
+        h["hour"] = datetime.fromtimestamp(int(h["hour_ms"]) / 1000, UTC).strftime("%d %b %H:00")
     return render(
         request,
         "admin.html",
@@ -438,6 +442,8 @@ async def admin(request: Request) -> Response:
         ledger_problem=ledger_err.words if ledger_err else None,
         tiers=usage_per_tier(metrics),
         split=revenue_split(ledger),
+        failovers=failovers,
+        failovers_problem=failovers_err.words if failovers_err else None,
         flat=_flat,
     )
 

@@ -80,3 +80,29 @@ def test_admin_ledger_problem_in_words() -> None:
     html = _render("admin.html", metrics=None, ledger=None, problem=None,
                    ledger_problem=problem, flat=_flat, tiers=[], split=[])  # fmt: skip
     assert "billing is down" in html and "Try again later." in html
+
+
+def test_admin_failovers_per_hour_busy_hours_newest_first_and_empty() -> None:
+    hour = {"primary": 0, "standby": 0, "completed": 0, "recovery_ms_p50": None}
+    stats = {
+        "total": 3,
+        "providers_lost": 1,
+        "hours": [
+            {**hour, "hour": "01 Dec 10:00", "failovers": 2, "primary": 2, "completed": 2,
+             "recovery_ms_p50": 1500},
+            {**hour, "hour": "01 Dec 11:00", "failovers": 0},
+            {**hour, "hour": "01 Dec 12:00", "failovers": 1, "standby": 1},
+        ],
+    }  # fmt: skip
+    html = _render("admin.html", metrics=None, ledger=None, problem=None, ledger_problem=None,
+                   flat=_flat, tiers=[], split=[], failovers=stats,
+                   failovers_problem=None)  # fmt: skip
+    assert "3 failovers in 24 h; 1 providers lost now." in html
+    assert html.index("01 Dec 12:00") < html.index("01 Dec 10:00")  # newest first
+    assert "01 Dec 11:00" not in html  # quiet hours are not rows
+    assert "1.5 s" in html
+    quiet = {**stats, "total": 0, "hours": [{**hour, "hour": "x", "failovers": 0}]}
+    html = _render("admin.html", metrics=None, ledger=None, problem=None, ledger_problem=None,
+                   flat=_flat, tiers=[], split=[], failovers=quiet,
+                   failovers_problem=None)  # fmt: skip
+    assert "No failovers in the last 24 hours." in html

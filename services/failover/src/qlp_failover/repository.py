@@ -35,6 +35,7 @@ INDEXES = [
     IndexSpec(LIVENESS, [("org_id", ASCENDING), ("state", ASCENDING)]),
     IndexSpec(FAILOVERS, [("job_id", ASCENDING), ("epoch", DESCENDING)]),
     IndexSpec(FAILOVERS, [("org_id", ASCENDING), ("decided_ms", DESCENDING)]),
+    IndexSpec(FAILOVERS, [("decided_ms", DESCENDING)]),
 ]
 
 Doc = dict[str, Any]
@@ -43,6 +44,7 @@ Doc = dict[str, Any]
 BY_PROVIDER = f"{CROSS_TENANT}: keyed by provider id; the verdict is the platform's"
 REBALANCE = f"{CROSS_TENANT}: a rebalance hands over providers of every org"
 BY_JOB = f"{CROSS_TENANT}: callers check the job's tenant (the scheduler owns jobs)"
+ADMIN_READ = f"{CROSS_TENANT}: platform operators (platform:admin) see counts across tenants"
 
 
 def failover_id(job_id: str, epoch: int, role: str = "", provider_id: str = "") -> str:
@@ -138,6 +140,18 @@ class Store:
     async def open_failovers_of_job(self, job_id: str) -> list[Doc]:
         cur = self.failovers.find({"job_id": job_id, "status": {"$in": list(OPEN)}}, comment=BY_JOB)
         return [d async for d in cur]
+
+    async def decided_since(self, since_ms: int) -> list[Doc]:
+        """Every failover decided since ``since_ms`` (operators' view, all tenants)."""
+        cur = self.failovers.find(
+            {"decided_ms": {"$gte": since_ms}},
+            projection={"decided_ms": 1, "role": 1, "reason": 1, "status": 1, "recovery_ms": 1},
+            comment=ADMIN_READ,
+        )
+        return [d async for d in cur]
+
+    async def lost_now(self) -> int:
+        return int(await self.liveness.count_documents({"state": "lost"}, comment=ADMIN_READ))
 
     async def failovers_of_job(self, job_id: str) -> list[Doc]:
         cur = self.failovers.find({"job_id": job_id}, comment=BY_JOB).sort("epoch", ASCENDING)

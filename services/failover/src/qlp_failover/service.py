@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -351,3 +352,40 @@ class Failover:
             counts[w.state] += 1
         for s, n in counts.items():
             M.PROVIDERS.labels(state=s.value).set(n)
+
+    async def stats_per_hour(self, hours: int, now_ms: int | None = None) -> dict[str, Any]:
+        """Failover decisions per hour over the last ``hours`` hours (every hour, oldest
+        first) and the providers lost now: the operators' view, counts only."""
+        hour = 3_600_000
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        first = (now // hour - hours + 1) * hour
+        rows: dict[int, dict[str, Any]] = {
+            first + i * hour: {"f": 0, "p": 0, "s": 0, "c": 0, "rec": []} for i in range(hours)
+        }
+        for d in await self.store.decided_since(first):
+            row = rows.get(int(d["decided_ms"]) // hour * hour)
+            if row is None:
+                continue
+            row["f"] += 1
+            row["s" if d.get("role") == "standby" else "p"] += 1
+            if d.get("status") == "completed" and d.get("recovery_ms") is not None:
+                row["c"] += 1
+                row["rec"].append(int(d["recovery_ms"]))
+        out = []
+        for at, r in rows.items():
+            rec = sorted(r["rec"])
+            out.append(
+                {
+                    "hour_ms": at,
+                    "failovers": r["f"],
+                    "primary": r["p"],
+                    "standby": r["s"],
+                    "completed": r["c"],
+                    "recovery_ms_p50": rec[(len(rec) - 1) // 2] if rec else None,
+                }
+            )
+        return {
+            "hours": out,
+            "total": sum(r["failovers"] for r in out),
+            "providers_lost": await self.store.lost_now(),
+        }

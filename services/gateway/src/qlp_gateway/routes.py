@@ -13,6 +13,7 @@ ROUTE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("/v1/orgs", "identity"),
     ("/v1/api-keys", "identity"),
     ("/v1/billing", "billing"),
+    ("/v1/admin/failovers", "failover"),
     ("/v1/generations", "generation"),
     ("/v1/projects", "generation"),
     ("/v1/patterns", "generation"),
