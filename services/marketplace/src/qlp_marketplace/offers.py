@@ -208,6 +208,10 @@ class Catalogue:
     def __init__(self) -> None:
         self.offers: dict[str, Offer] = {}
         self._order: dict[str, list[tuple[Any, ...]]] = {s: [] for s in SORTS}
+        # equality filters: offer ids by region, by model key, by simulated
+        self._by_region: dict[str, set[str]] = {}
+        self._by_model: dict[str, set[str]] = {}
+        self._by_sim: dict[bool, set[str]] = {True: set(), False: set()}
 
     def __len__(self) -> int:
         return len(self.offers)
@@ -242,7 +246,15 @@ class Catalogue:
                 if i < len(order) and order[i] == old_key:
                     del order[i]
             bisect.insort(order, new_key)
-        self.offers[offer.offer_id] = offer
+        oid = offer.offer_id
+        if held is not None:
+            self._by_region.get(held.region, set()).discard(oid)
+            self._by_model.get(held.model_key, set()).discard(oid)
+            self._by_sim[held.simulated].discard(oid)
+        self._by_region.setdefault(offer.region, set()).add(oid)
+        self._by_model.setdefault(offer.model_key, set()).add(oid)
+        self._by_sim[offer.simulated].add(oid)
+        self.offers[oid] = offer
 
     def replace_offer(self, offer: Offer) -> None:
         """Hold ``offer`` whatever its revision (OfferPublished / OfferWithdrawn)."""
@@ -262,29 +274,53 @@ class Catalogue:
         if q.sort not in SORTS:
             raise ValueError(f"unknown sort {q.sort}")
         after = decode_cursor(q.sort, q.cursor) if q.cursor else None
-        wanted = f" {normalize_model(q.model)} " if q.model else None
-        region = q.region
-        order = self._order[q.sort]
-        start = bisect.bisect_right(order, after) if after is not None else 0
         offers = self.offers
+        count, max_price, min_mem = q.count, q.max_price, q.min_memory_gb
+        min_rel = q.min_reliability_bps
+
+        def ok(o: Offer) -> bool:
+            return not (
+                o.status != ACTIVE
+                or o.available_gpus < count
+                or (max_price is not None and o.price_minor > max_price)
+                or (min_mem is not None and o.gpu_memory_gb < min_mem)
+                or (min_rel is not None and o.reliability_bps < min_rel)
+            )
+
+        # the equality filters narrow the candidates through their indexes
+        sets: list[set[str]] = []
+        if q.region:
+            sets.append(self._by_region.get(q.region, set()))
+        if q.model:
+            wanted = f" {normalize_model(q.model)} "
+            ids: set[str] = set()
+            for model_key, members in self._by_model.items():
+                if wanted in model_key:
+                    ids |= members
+            sets.append(ids)
+        if q.simulated is not None:
+            sets.append(self._by_sim[q.simulated])
+        if sets:
+            sets.sort(key=len)
+            cand = sets[0].intersection(*sets[1:]) if len(sets) > 1 else sets[0]
+            keys = sorted(sort_key(offers[i], q.sort) for i in cand)
+            if after is not None:
+                keys = keys[bisect.bisect_right(keys, after) :]
+        else:
+            order = self._order[q.sort]
+            keys = order[bisect.bisect_right(order, after) if after is not None else 0 :]
+        # where the sort is on a filtered field, the walk stops past its bound
+        stop_price = max_price if q.sort == "price" and max_price is not None else None
+        stop_rel = -min_rel if q.sort == "reliability" and min_rel is not None else None
         page: list[tuple[tuple[Any, ...], Offer]] = []
         more = False
-        for i in range(start, len(order)):
-            key = order[i]
+        for key in keys:
+            if stop_price is not None and key[0] > stop_price:
+                break
+            if stop_rel is not None and key[0] > stop_rel:
+                break
             o = offers[key[-1]]
-            if o.status != ACTIVE or o.available_gpus < q.count:
-                continue
-            if q.max_price is not None and o.price_minor > q.max_price:
-                continue
-            if region and o.region != region:
-                continue
-            if q.min_memory_gb is not None and o.gpu_memory_gb < q.min_memory_gb:
-                continue
-            if q.min_reliability_bps is not None and o.reliability_bps < q.min_reliability_bps:
-                continue
-            if q.simulated is not None and o.simulated != q.simulated:
-                continue
-            if wanted and wanted not in o.model_key:
+            if not ok(o):
                 continue
             if len(page) == q.limit:
                 more = True
