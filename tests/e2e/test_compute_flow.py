@@ -90,8 +90,15 @@ async def test_compute_flow_hot_standby_to_settlement(qlp_platform: Any, tmp_pat
             # the scheduler refuses a job its view of the balance cannot cover (402):
             # wait until it has seen the top-up
             await eventually(quote, lambda q: q.get("balance_covers") is True, 60, "top-up seen")
-            offers = (await http.get("/v1/gpu/offers", headers=cons_auth)).json()["items"]
-            assert {o["provider_id"] for o in offers} >= {p["id"] for p in regs}
+
+            async def offered() -> set[str]:
+                r = await http.get("/v1/gpu/offers", headers=cons_auth, params={"limit": 200})
+                return {o["provider_id"] for o in r.json()["items"]} if r.is_success else set()
+
+            # the public catalogue is the marketplace's read model of the offer events
+            await eventually(
+                offered, lambda ids: ids >= {p["id"] for p in regs}, 60, "both offers listed"
+            )
 
             submitted = await http.post(
                 "/v1/gpu/jobs",
