@@ -111,7 +111,12 @@ async def test_scheduler_offer_events_feed_the_catalogue(
             assert r.status_code == 200, r.text
             return [i for i in r.json()["items"] if i["provider_id"] == pid]
 
-        listed = await eventually(lambda: mine(b), lambda xs: len(xs) == 1, what="offer listed")
+        # the first heartbeat write carries the reliability (coalesced afterwards)
+        listed = await eventually(
+            lambda: mine(b),
+            lambda xs: len(xs) == 1 and xs[0]["reliability"] > 0,
+            what="offer listed with its reliability",
+        )
         offer = listed[0]
         assert offer["gpu_model"] == "NVIDIA H100 80GB HBM3" and offer["gpu_count"] == 2
         assert offer["available_gpus"] == 2 and offer["simulated"] is True

@@ -45,6 +45,9 @@ from qlp_scheduler.repository import OfferEvent, Repository
 from qlp_scheduler.service import ms
 from qlp_scheduler.settings import SchedulerSettings
 
+#: The offer catalogue hears of a reliability change alone once it moved this much.
+RELIABILITY_STEP_BPS = 100
+
 log = structlog.get_logger("qlp.scheduler")
 
 Doc = dict[str, Any]
@@ -325,10 +328,21 @@ class Scheduler:
             }
             for g in gpus:
                 sets[f"gpu_status.{g['uuid']}"] = {**g, "at_ms": ms(now)}
-            update = outbox_update([E.heartbeat(doc, seq, gpus, running, now)], {"$set": sets})
-            after = await self.repo.update_provider(
-                provider_id, org_id, {"hb_seq": doc.get("hb_seq", 0)}, update
-            )
+            staged = [E.heartbeat(doc, seq, gpus, running, now)]
+            guard: Doc = {"hb_seq": doc.get("hb_seq", 0)}
+            post = {**doc, "uptime": {**(doc.get("uptime") or {}), slot: minute}}
+            bps = round(self.reliability_of(post) * 10_000)
+            last_bps = doc.get("offer_rel_bps")
+            if last_bps is None or abs(bps - int(last_bps)) >= RELIABILITY_STEP_BPS:
+                # coalesced: the catalogue hears of reliability only when it moved by a
+                # step, in this same write, under the offer revision it read
+                rev = int(doc.get("offer_rev", 0))
+                guard["offer_rev"] = rev if "offer_rev" in doc else {"$exists": False}
+                sets["offer_rev"] = rev + 1
+                sets["offer_rel_bps"] = bps
+                staged.append(E.offer_availability({**post, "offer_rev": rev + 1}, bps, now))
+            update = outbox_update(staged, {"$set": sets})
+            after = await self.repo.update_provider(provider_id, org_id, guard, update)
             if after is not None:
                 break
         else:
