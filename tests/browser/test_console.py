@@ -351,8 +351,13 @@ async def test_gpu_job_live_on_a_simulated_agent_and_provider_earnings(
         cara = await person_factory("cara")
         await cara.signup("Cara Consumer")
         await _top_up(cara, "50.00")
-        await cara.goto("/app/gpu/offers?region=eu-west")
-        assert "$60.00" in await _text(cara, ".table-scroll table")
+
+        async def offers() -> str:
+            # the catalogue is the marketplace's read model of the scheduler's events
+            await cara.goto("/app/gpu/offers?region=eu-west")
+            return await _text(cara, ".table-scroll table")
+
+        await eventually(offers, lambda t: "$60.00" in t, 30, "the agent's offer listed")
         await cara.check("offers")
 
         await cara.goto("/app/gpu/launch")
