@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from qlp_testing.flows import eventually
+
 pytestmark = pytest.mark.e2e
 
 
@@ -73,9 +75,13 @@ async def test_scopes_and_tenancy_through_the_gateway(qlp_platform: Any) -> None
             await http.get(f"/v1/providers/{prov['id']}", headers=other_agent)
         ).status_code == 404
 
-        offers = await http.get("/v1/gpu/offers", params={"model": "A100"}, headers=consumer)
-        assert offers.status_code == 200
-        assert prov["id"] in {o["provider_id"] for o in offers.json()["items"]}
+        async def offered() -> set[str]:
+            r = await http.get("/v1/gpu/offers", params={"model": "A100"}, headers=consumer)
+            assert r.status_code == 200, r.text
+            return {o["provider_id"] for o in r.json()["items"]}
+
+        # the catalogue is the marketplace's read model of the scheduler's offer events
+        await eventually(offered, lambda ids: prov["id"] in ids, 30, "the offer listed")
         bad = await http.post("/v1/gpu/jobs", json={"command": []}, headers=consumer)
         assert bad.status_code == 422
         assert bad.headers["content-type"].startswith("application/problem+json")

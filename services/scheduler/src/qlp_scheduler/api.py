@@ -1,6 +1,8 @@
 """HTTP API: the provider agent API (``/v1/providers``, permission ``provider:agent``;
 reading providers and earnings ``provider:read``) and the consumer API (``/v1/gpu``:
-submitting and canceling jobs ``gpu:jobs``, reading them and offers ``gpu:read``).
+submitting and canceling jobs ``gpu:jobs``, reading them ``gpu:read``). The public
+offer catalogue (``GET /v1/gpu/offers``) is the marketplace's read model of this
+service's offer events.
 Users get permissions from their role, API keys from their scopes (qlp_kit.permissions).
 Thin: parse, call the engine, map."""
 
@@ -18,7 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from qlp_kit import permissions as perm
 from qlp_kit.app import Ctx
 from qlp_kit.auth import Principal
-from qlp_kit.mongo import as_utc, decode_cursor, encode_cursor, utcnow
+from qlp_kit.mongo import as_utc, utcnow
 from qlp_kit.openapi_docs import problems
 from qlp_kit.permissions import require
 from qlp_kit.problems import Problem
@@ -661,55 +663,4 @@ async def job_metrics(job_id: str, ctx: Ctx, principal: GpuReader) -> M.JobMetri
         cost=out.cost,
         gpus=gpus,
         latest_checkpoint=out.latest_checkpoint,
-    )
-
-
-@gpu.get("/offers", response_model=M.OfferList, summary="Find GPU offers")
-async def offers(
-    ctx: Ctx,
-    principal: GpuReader,
-    model: str | None = None,
-    min_memory_gb: Annotated[float | None, Query(ge=0)] = None,
-    count: Annotated[int, Query(ge=1, le=64)] = 1,
-    max_price: Annotated[int | None, Query(ge=0, description="minor units per GPU-hour")] = None,
-    region: str | None = None,
-    sort: Annotated[str, Query(pattern="^(price|reliability)$")] = "price",
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
-) -> M.OfferList:
-    """Offers of online providers that have free GPUs: model, memory, count, price per GPU-
-    hour (integer cents) and region. Filter to find where a job would run."""
-    sched = engine(ctx)
-    try:
-        offset = int(decode_cursor(cursor)) if cursor else 0
-    except ValueError:
-        raise Problem(400, "Bad request", "malformed cursor") from None
-    rows = await sched.list_offers(
-        model=model,
-        min_memory_gb=min_memory_gb,
-        count=count,
-        max_price_minor=max_price,
-        region=region,
-        sort=sort,
-    )
-    window = rows[offset : offset + limit]
-    nxt = encode_cursor(str(offset + limit)) if offset + limit < len(rows) else None
-    return M.OfferList(
-        items=[
-            M.OfferOut(
-                id=v.offer_id,
-                provider_id=v.provider_id,
-                gpu_model=v.gpu_model,
-                gpu_memory_gb=v.gpu_memory_gb,
-                gpu_count=v.gpu_count,
-                available_gpus=v.available_gpus,
-                price_per_gpu_hour=M.MoneyOut(amount=v.price_minor, currency=v.currency),
-                region=v.region,
-                reliability=round(v.reliability, 4),
-                simulated=bool((d.get("machine") or {}).get("simulated")),
-                containers=v.containers,
-            )
-            for d, v in window
-        ],
-        next_cursor=nxt,
     )

@@ -161,34 +161,6 @@ class Scheduler:
         ):
             self.capacity_changed.set()
 
-    async def list_offers(
-        self,
-        *,
-        model: str | None,
-        min_memory_gb: float | None,
-        count: int,
-        max_price_minor: int | None,
-        region: str | None,
-        sort: str,
-    ) -> list[tuple[Doc, S.OfferView]]:
-        now = utcnow()
-        docs = await self.repo.find_offers(
-            min_available=count,
-            max_price_minor=max_price_minor,
-            region=region,
-            min_memory_gb=min_memory_gb,
-            heartbeat_after_ms=ms(now) - int(self.settings.heartbeat_timeout_s * 1000),
-        )
-        out = []
-        for d in docs:
-            v = view_from_doc(d, now, self.settings.reliability_window_min)
-            if model and not S.model_matches(v.gpu_model, model):
-                continue
-            out.append((d, v))
-        if sort == "reliability":
-            out.sort(key=lambda dv: (-dv[1].reliability, dv[1].price_minor, dv[1].offer_id))
-        return out
-
     # =================================================================== providers
 
     def provider_doc(self, org_id: str, body: Doc, now: datetime) -> Doc:

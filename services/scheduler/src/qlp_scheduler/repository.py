@@ -166,32 +166,6 @@ class Repository:
         cur = self.providers.find(f, OFFER_FIELDS, comment=MARKET)
         return [d async for d in cur]
 
-    async def find_offers(
-        self,
-        *,
-        min_available: int,
-        max_price_minor: int | None,
-        region: str | None,
-        min_memory_gb: float | None,
-        heartbeat_after_ms: int,
-    ) -> list[Doc]:
-        """Indexed prefilter for the public offer listing."""
-        f: Doc = {
-            "status": "active",
-            "available_gpus": {"$gte": min_available},
-            "last_heartbeat_ms": {"$gte": heartbeat_after_ms},
-        }
-        if max_price_minor is not None:
-            f["price_minor"] = {"$lte": max_price_minor}
-        if region:
-            f["region"] = region
-        if min_memory_gb:
-            f["gpu_memory_gb"] = {"$gte": min_memory_gb}
-        cur = self.providers.find(f, {"_outbox": 0, "claims": 0}, comment=MARKET).sort(
-            [("price_minor", ASCENDING), ("_id", ASCENDING)]
-        )
-        return [d async for d in cur]
-
     async def providers_with_claims(self) -> list[Doc]:
         cur = self.providers.find(
             {"available_gpus": {"$exists": True}}, {"claims": 1}, comment=SWEEP

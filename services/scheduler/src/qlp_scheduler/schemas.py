@@ -415,22 +415,3 @@ class FailoverOut(BaseModel):
 class FailoverList(BaseModel):
     job_id: str
     items: list[FailoverOut] = Field(description="Oldest first.")
-
-
-class OfferOut(BaseModel):
-    id: str
-    provider_id: str
-    gpu_model: str
-    gpu_memory_gb: float
-    gpu_count: int
-    available_gpus: int
-    price_per_gpu_hour: MoneyOut
-    region: str
-    reliability: float
-    simulated: bool
-    containers: bool
-
-
-class OfferList(BaseModel):
-    items: list[OfferOut]
-    next_cursor: str | None

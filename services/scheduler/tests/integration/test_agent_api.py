@@ -118,8 +118,8 @@ async def test_image_jobs_go_only_to_providers_with_a_container_engine(
     assert (await c.post("/v1/providers", json=bad)).status_code == 422
     await _wait_index(sched_app)
     cons = client(sched_app.url, consumer_principal(new_id("org")))
-    offers = (await cons.get("/v1/gpu/offers")).json()["items"]
-    assert {o["provider_id"]: o["containers"] for o in offers} == {p_plain: False, p_box: True}
+    docs = await sched_app.db["providers"].find({"_id": {"$in": [p_plain, p_box]}}).to_list(None)
+    assert {d["_id"]: bool(d.get("containers")) for d in docs} == {p_plain: False, p_box: True}
 
     r = await cons.post("/v1/gpu/jobs", json=job_body(image="ghcr.io/acme/train:1.2"))
     assert r.status_code == 202, r.text
@@ -344,36 +344,6 @@ async def test_cancel_releases_gpus_and_sends_cancel(sched_app: App) -> None:
     assert (await cons.post(f"/v1/gpu/jobs/{job['id']}/cancel")).json()["status"] == "canceled"
     await a.aclose()
     await cons.aclose()
-
-
-async def test_offers_listing_filters_and_sorts(sched_app: App) -> None:
-    clients = []
-    for fp, price, region in (
-        ("o1", 300, "eu-west"),
-        ("o2", 100, "us-east"),
-        ("o3", 200, "eu-west"),
-    ):
-        c, _ = await _register(sched_app.url, fp, price=price)
-        body = provider_body(fp, price=price, region=region)
-        assert (await c.post("/v1/providers", json=body)).status_code == 200
-        clients.append(c)
-    cons = client(sched_app.url, consumer_principal(new_id("org")))
-    items = (await cons.get("/v1/gpu/offers")).json()["items"]
-    assert [o["price_per_gpu_hour"]["amount"] for o in items] == [100, 200, 300]
-    eu = (await cons.get("/v1/gpu/offers", params={"region": "eu-west", "max_price": 250})).json()
-    assert [o["price_per_gpu_hour"]["amount"] for o in eu["items"]] == [200]
-    assert (await cons.get("/v1/gpu/offers", params={"model": "A100"})).json()["items"] == []
-    page = (await cons.get("/v1/gpu/offers", params={"limit": 2})).json()
-    assert len(page["items"]) == 2 and page["next_cursor"]
-    rest = (
-        await cons.get("/v1/gpu/offers", params={"limit": 2, "cursor": page["next_cursor"]})
-    ).json()
-    assert len(rest["items"]) == 1 and rest["next_cursor"] is None
-    by_rel = (await cons.get("/v1/gpu/offers", params={"sort": "reliability"})).json()["items"]
-    assert len(by_rel) == 3
-    assert (await cons.get("/v1/gpu/offers", params={"count": 3})).json()["items"] == []
-    for c in [*clients, cons]:
-        await c.aclose()
 
 
 async def test_bad_requests_are_problems(sched_app: App) -> None:
