@@ -131,10 +131,12 @@ async def test_publish_buy_review_download_refund(qlp_platform: Any) -> None:
         typo = await c.get(f"{M}/search", params={"q": "outbx"}, headers=buyer)
         assert listing in [i["id"] for i in typo.json()["items"]]
 
-        # no credits: the purchase fails with the reason, and grants nothing
+        # no credits: a 402 problem; the purchase failed with the reason, grants nothing
         r = await c.post(f"{M}/purchases", json={"listing_id": listing}, headers=buyer)
-        assert r.status_code == 202, r.text
-        failed = await _settled(c, buyer, r.json()["id"], "failed")
+        assert r.status_code == 402, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["type"].endswith("insufficient-funds")
+        failed = await _settled(c, buyer, r.json()["purchase_id"], "failed")
         assert failed["failure_reason"].startswith("insufficient_funds") and not failed["entitled"]
         assert (await c.get(f"{M}/listings/{listing}/download", headers=buyer)).status_code == 403
 

@@ -49,6 +49,14 @@ async def call(aw: Awaitable[T]) -> T:
         raise Problem(409, "Conflict", str(exc), type_="conflict", **exc.extra) from None
     except S.NotFound as exc:
         raise Problem(404, "Not found", f"{exc} not found") from None
+    except S.PaymentRequired as exc:
+        raise Problem(
+            402,
+            "Payment required",
+            str(exc),
+            type_="insufficient-funds",
+            purchase_id=exc.purchase_id,
+        ) from None
     except S.MarketError as exc:
         titles = {403: "Forbidden", 413: "Content too large", 415: "Unsupported media type"}
         raise Problem(exc.status, titles.get(exc.status, "Bad request"), str(exc)) from None
@@ -427,7 +435,13 @@ async def search(
     status_code=202,
     response_model=M.MarketplacePurchaseOut,
     summary="Buy a listing",
-    responses=problems(**{"_409": "your org already holds (or is buying) this listing"}),
+    responses=problems(
+        **{
+            "_402": "your prepaid balance does not cover the price (the purchase, named by "
+            "purchase_id, ended failed; add credits and buy again)",
+            "_409": "your org already holds (or is buying) this listing",
+        }
+    ),
 )
 async def purchase(
     body: M.MarketplacePurchaseIn,
@@ -438,9 +452,10 @@ async def purchase(
 ) -> M.MarketplacePurchaseOut:
     """Starts a purchase: billing charges your prepaid balance and books the split
     (70 % creator / 30 % platform; 98 % / 2 % for models); the entitlement is granted
-    when the payment is booked (`status` becomes `paid`, usually within a second). A
-    balance that does not cover the price ends the purchase `failed` with the reason and
-    no entitlement. A free listing is granted at once. Send an Idempotency-Key: a retry
+    when the payment is booked (the answer waits for billing up to a few seconds:
+    `status` is then `paid`, else still `pending`). A balance that does not cover the
+    price is a 402 problem (the purchase ended `failed`, no entitlement; its id is in
+    `purchase_id`). A free listing is granted at once. Send an Idempotency-Key: a retry
     answers the same purchase and charges once."""
     doc, created = await call(market(ctx).purchase(who, body.listing_id, idempotency_key))
     if not created:

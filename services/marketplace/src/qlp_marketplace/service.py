@@ -4,6 +4,7 @@ MongoDB call is in the repository."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +52,16 @@ class Forbidden(MarketError):
     status = 403
 
 
+class PaymentRequired(MarketError):
+    """The buyer's balance does not cover the price: the purchase ended ``failed``."""
+
+    status = 402
+
+    def __init__(self, message: str, purchase_id: str) -> None:
+        super().__init__(message)
+        self.purchase_id = purchase_id
+
+
 class Invalid(MarketError):
     status = 422
 
@@ -65,6 +76,14 @@ class TooLarge(MarketError):
 
 class Unsupported(MarketError):
     status = 415
+
+
+def _refuse_unpaid(p: Doc) -> None:
+    """A purchase that failed for want of funds answers 402 (a retry too)."""
+    if p["status"] == "failed" and str(p.get("failure_reason", "")).startswith(
+        "insufficient_funds"
+    ):
+        raise PaymentRequired(str(p["failure_reason"]), str(p["_id"]))
 
 
 def utcnow() -> datetime:
@@ -360,6 +379,7 @@ class Marketplace:
         if idem and (prior := await self.store.purchase_by_idem(org, idem)) is not None:
             if prior["listing_id"] != listing_id:
                 raise Conflict("this Idempotency-Key was used for another listing")
+            _refuse_unpaid(prior)
             return prior, False
         listing = await self.visible_listing(org, listing_id)
         if listing["org_id"] == org:
@@ -399,10 +419,24 @@ class Marketplace:
             await self.store.insert_purchase(doc, events)
         except Duplicate:
             if idem and (prior := await self.store.purchase_by_idem(org, idem)) is not None:
+                _refuse_unpaid(prior)
                 return prior, False
             await self._refuse_if_active(org, listing_id)
             raise Conflict("a purchase of this listing is already under way") from None
+        if doc["status"] == "pending" and self.settings.payment_wait_s > 0:
+            doc = await self._await_payment(org, pid)
+            _refuse_unpaid(doc)
         return doc, True
+
+    async def _await_payment(self, org: str, purchase_id: str) -> Doc:
+        """The purchase once billing answered, or as it is when the wait ran out."""
+        deadline = time.monotonic() + self.settings.payment_wait_s
+        while True:
+            p = await self.store.purchase(org, purchase_id)
+            assert p is not None
+            if p["status"] != "pending" or time.monotonic() >= deadline:
+                return p
+            await asyncio.sleep(0.05)
 
     @staticmethod
     def _ent_id(purchase_id: str) -> str:

@@ -21,3 +21,7 @@ class MarketplaceSettings(ServiceSettings):
     max_artifact_bytes: int = 25 * 1024 * 1024
     #: Refund window in days.
     refund_window_days: int = 14
+    #: How long POST /purchases waits for billing's answer, so that a balance that
+    #: cannot pay is a 402 problem at once; a later answer still decides the purchase
+    #: (it then ends ``failed`` with the reason). 0: answer 202 at once.
+    payment_wait_s: float = 5.0

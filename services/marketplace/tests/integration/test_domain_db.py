@@ -33,8 +33,9 @@ class Clock:
 async def env(qlp_infra: TestInfra, mongo_db: Any) -> AsyncIterator[tuple[Marketplace, Clock]]:
     mongo = Mongo(qlp_infra.mongodb_url, mongo_db.name)
     await mongo.ensure_indexes(INDEXES)
+    # no billing answers here: a purchase answers at once (pending)
     settings = MarketplaceSettings(
-        kafka_bootstrap_servers="127.0.0.1:9", mongodb_url=qlp_infra.mongodb_url
+        kafka_bootstrap_servers="127.0.0.1:9", mongodb_url=qlp_infra.mongodb_url, payment_wait_s=0
     )
     clock = Clock()
     try:
