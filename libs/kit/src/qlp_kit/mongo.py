@@ -8,8 +8,10 @@ multi-document transactions (see LOCAL_INFRA.md).
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -283,3 +285,22 @@ class TenantCollection:
 
     async def count(self, filter_: Mapping[str, Any] | None = None) -> int:
         return await self.raw.count_documents(self.scoped(filter_))
+
+
+async def await_document(
+    read: Callable[[], Awaitable[dict[str, Any] | None]],
+    settled: Callable[[dict[str, Any]], bool],
+    timeout_s: float,
+    interval_s: float = 0.05,
+) -> dict[str, Any]:
+    """Re-read a document until ``settled`` holds for it or ``timeout_s`` passed, and
+    return it as last read: how a request waits a moment for the answer of a saga it
+    started (another service's event, applied by a consumer in any replica), so that a
+    refusal can be its 4xx answer. The document must exist."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        doc = await read()
+        assert doc is not None, "await_document: the document is gone"
+        if settled(doc) or time.monotonic() >= deadline:
+            return doc
+        await asyncio.sleep(interval_s)

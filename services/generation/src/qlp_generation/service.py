@@ -12,7 +12,6 @@ import asyncio
 import difflib
 import io
 import tarfile
-import time
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ from qlp_generation.render_limited import RenderLimits, render_pack
 from qlp_generation.repository import Doc, Store
 from qlp_generation.settings import GenerationSettings
 from qlp_kit.ids import new_id
+from qlp_kit.mongo import await_document
 from qlp_kit.outbox import Staged, stage
 from qlp_kit.packs import PackError, PackManifest, read_pack
 
@@ -281,18 +281,15 @@ class Generation:
         )
 
     async def _await_quota(self, org_id: str, gen_id: str) -> Doc:
-        deadline = time.monotonic() + self.settings.quota_wait_s
-        while True:
-            job = await self.store.job(org_id, gen_id)
-            assert job is not None
-            if job["stage"] != "quota" or job["status"] == "failed" or time.monotonic() >= deadline:
-                failure = job.get("failure") or {}
-                if failure.get("reason") == "quota_rejected":
-                    raise QuotaRefused(
-                        str(failure.get("code", "exceeded")), str(failure.get("detail", ""))
-                    )
-                return job
-            await asyncio.sleep(0.05)
+        job = await await_document(
+            lambda: self.store.job(org_id, gen_id),
+            lambda j: j["stage"] != "quota" or j["status"] == "failed",
+            self.settings.quota_wait_s,
+        )
+        failure = job.get("failure") or {}
+        if failure.get("reason") == "quota_rejected":
+            raise QuotaRefused(str(failure.get("code", "exceeded")), str(failure.get("detail", "")))
+        return job
 
     async def on_quota(
         self,

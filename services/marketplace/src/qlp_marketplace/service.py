@@ -4,7 +4,6 @@ MongoDB call is in the repository."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +16,7 @@ import structlog
 from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
 from qlp_kit.money import Money
+from qlp_kit.mongo import await_document
 from qlp_kit.outbox import Staged
 from qlp_kit.packs import MAX_ARCHIVE_BYTES, PackError, read_pack
 from qlp_marketplace import events as E
@@ -430,13 +430,11 @@ class Marketplace:
 
     async def _await_payment(self, org: str, purchase_id: str) -> Doc:
         """The purchase once billing answered, or as it is when the wait ran out."""
-        deadline = time.monotonic() + self.settings.payment_wait_s
-        while True:
-            p = await self.store.purchase(org, purchase_id)
-            assert p is not None
-            if p["status"] != "pending" or time.monotonic() >= deadline:
-                return p
-            await asyncio.sleep(0.05)
+        return await await_document(
+            lambda: self.store.purchase(org, purchase_id),
+            lambda p: p["status"] != "pending",
+            self.settings.payment_wait_s,
+        )
 
     @staticmethod
     def _ent_id(purchase_id: str) -> str:
