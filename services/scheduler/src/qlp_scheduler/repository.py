@@ -46,6 +46,23 @@ from qlp_scheduler.service import ms
 OfferEvent = Callable[[dict[str, Any]], Staged]
 #: A few rounds of read + revision-guarded write before a change gives up.
 OFFER_CAS_ROUNDS = 6
+#: What an offer's availability event is built from (the read before a change): not
+#: the whole provider document, which carries GPU status, machine facts and claims.
+OFFER_EVENT_FIELDS = {
+    f: 1
+    for f in (
+        "org_id",
+        "offer_id",
+        "available_gpus",
+        "gpu_count",
+        "offer_rev",
+        "status",
+        "liveness",
+        "uptime",
+        "registered_minute",
+        "losses",
+    )
+}
 
 Doc = dict[str, Any]
 
@@ -201,7 +218,11 @@ class Repository:
             res = await self.providers.update_one(guard, update, comment=MARKET)
             return res.modified_count == 1
         done = await self.offer_change(
-            guard, update, lambda d: {**d, "available_gpus": int(d["available_gpus"]) - n}, event
+            guard,
+            update,
+            lambda d: {**d, "available_gpus": int(d["available_gpus"]) - n},
+            event,
+            want_doc=False,
         )
         return done is not None
 
@@ -239,19 +260,23 @@ class Repository:
         )
 
     async def offer_change(
-        self, guard: Doc, update: Doc, after: Callable[[Doc], Doc], event: OfferEvent
+        self,
+        guard: Doc,
+        update: Doc,
+        after: Callable[[Doc], Doc],
+        event: OfferEvent,
+        want_doc: bool = True,
     ) -> Doc | None:
         """Apply ``update`` to the provider ``guard`` names (when ``guard`` holds) and, in
         the same write, stage the offer's availability event built from the document as
         the write leaves it (``after`` of the document read just before). The write is
         also guarded by the offer revision it read, which it bumps, so events carry
         increasing revisions in the order their writes applied; a concurrent offer change
-        makes it read again. None when ``guard`` does not hold (nothing changed)."""
+        makes it read again. None when ``guard`` does not hold (nothing changed); else the
+        document after the write (``want_doc``) or the fields the event was built from."""
         pid = guard["_id"]
         for _ in range(OFFER_CAS_ROUNDS):
-            cur = await self.providers.find_one(
-                {"_id": pid}, {"_outbox": 0, "claims": 0}, comment=MARKET
-            )
+            cur = await self.providers.find_one({"_id": pid}, OFFER_EVENT_FIELDS, comment=MARKET)
             if cur is None:
                 return None
             rev = int(cur.get("offer_rev", 0))
@@ -262,13 +287,19 @@ class Repository:
             )
             upd = {k: dict(v) if isinstance(v, dict) else v for k, v in update.items()}
             upd.setdefault("$set", {})["offer_rev"] = rev + 1
-            res = await self.providers.find_one_and_update(
-                {**guard, **rev_guard},
-                outbox_update([event(post)], upd),
-                projection={"_outbox": 0, "claims": 0},
-                return_document=ReturnDocument.AFTER,
-                comment=MARKET,
-            )
+            if want_doc:
+                res = await self.providers.find_one_and_update(
+                    {**guard, **rev_guard},
+                    outbox_update([event(post)], upd),
+                    projection={"_outbox": 0, "claims": 0},
+                    return_document=ReturnDocument.AFTER,
+                    comment=MARKET,
+                )
+            else:
+                one = await self.providers.update_one(
+                    {**guard, **rev_guard}, outbox_update([event(post)], upd), comment=MARKET
+                )
+                res = post if one.modified_count == 1 else None
             if res is not None:
                 return res
             again = await self.providers.find_one({"_id": pid}, {"offer_rev": 1}, comment=MARKET)
