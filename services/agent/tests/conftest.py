@@ -18,6 +18,7 @@ import pytest
 
 from qlp_agent.agent import Agent
 from qlp_agent.config import AgentSettings
+from qlp_testing.tasks import stop_task
 
 _spec = importlib.util.spec_from_file_location(
     "qlp_agent_tests_fake_scheduler", Path(__file__).with_name("fake_scheduler.py")
@@ -90,17 +91,15 @@ async def start_agent(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         """Stop an agent as a restart would (its jobs keep running)."""
         for a, task, _ in started:
             if a is agent:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await stop_task(task)
 
     start.stop = stop  # type: ignore[attr-defined]
     yield start
     for agent, task, state_dir in started:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        kill_recorded_jobs(state_dir)
+        try:
+            await stop_task(task)
+        finally:
+            kill_recorded_jobs(state_dir)
         for runner in list(agent.runners.values()):
             runner.process.signal_group(signal.SIGKILL)
 

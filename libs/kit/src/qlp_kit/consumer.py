@@ -35,6 +35,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from qlp_contracts.topics import dlq_topic
 from qlp_kit import faults
+from qlp_kit.aio import wait_event
 from qlp_kit.events import EnvelopeError, Event, decode_record
 from qlp_kit.metrics import CONSUMER_TRANSIENT_RETRIES, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED
 from qlp_kit.producer import Producer, Record
@@ -149,10 +150,8 @@ class ConsumerRunner:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 return
-            try:  # in slices, so a stopping subscriber is noticed within 0.2 s
-                await asyncio.wait_for(self._stopping.wait(), timeout=min(left, 0.2))
-            except TimeoutError:
-                pass
+            # in slices, so a stopping subscriber is noticed within 0.2 s
+            await wait_event(self._stopping, min(left, 0.2))
         raise exc
 
     def _wanted(self, ev: Event) -> bool:

@@ -51,6 +51,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from qlp_contracts import topics as topic_registry
 from qlp_kit import faults
+from qlp_kit.aio import wait_event
 from qlp_kit.events import build_headers
 from qlp_kit.metrics import (
     EVENTS_PUBLISHED,
@@ -511,11 +512,7 @@ class OutboxRelay:
         self._wake.set()
 
     async def _pause(self, seconds: float, *, wakeable: bool) -> None:
-        event = self._wake if wakeable else self._stopping
-        try:
-            await asyncio.wait_for(event.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+        await wait_event(self._wake if wakeable else self._stopping, seconds)
 
     async def run(self) -> None:
         wakeup = find_wakeup(self.db)

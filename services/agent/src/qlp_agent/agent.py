@@ -44,6 +44,7 @@ from qlp_agent.state import (
     pid_alive,
     read_exit_code,
 )
+from qlp_kit.aio import wait_event, within
 from qlp_kit.logging import get_logger
 
 log = get_logger("qlp_agent")
@@ -163,7 +164,7 @@ class Agent:
         if not self.provider_id or not self.settings.offline_on_exit:
             return
         try:
-            await asyncio.wait_for(self.client.go_offline(self.provider_id), 10)
+            await within(self.client.go_offline(self.provider_id), 10)
         except (GatewayError, GatewayUnavailable, TimeoutError) as exc:
             say(f"stopping; could not tell the platform ({exc}): it will see no heartbeat")
             return
@@ -280,8 +281,7 @@ class Agent:
                 self.heartbeats_sent += 1
             except (GatewayUnavailable, GatewayError) as exc:
                 log.warning("agent.heartbeat_failed", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._hb_wake.wait(), self.settings.heartbeat_interval)
+            await wait_event(self._hb_wake, self.settings.heartbeat_interval)
 
     # ------------------------------------------------------------------ assignments
 

@@ -9,6 +9,8 @@ import contextlib
 import json
 from typing import Any, Protocol
 
+from qlp_kit.aio import within
+
 
 class _Source(Protocol):
     def health(self) -> dict[str, Any]: ...
@@ -48,8 +50,8 @@ class HealthServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+            line = await within(reader.readline(), 5)
+            while (await within(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
                 pass
             parts = line.decode("latin-1").split()
             path = parts[1].split("?")[0] if len(parts) > 1 else "/"

@@ -29,6 +29,7 @@ from qlp_agent.config import AgentSettings
 from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
 from qlp_testing.principals import sign_request
+from qlp_testing.tasks import stop_task
 
 pytestmark = pytest.mark.integration
 
@@ -180,9 +181,7 @@ async def test_failover_through_the_real_scheduler(
             assert finals == [reference]
     finally:
         for agent, task in agents:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await stop_task(task)
             for rec in agent.state.jobs.values():
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(rec.pid, signal.SIGKILL)
@@ -286,9 +285,7 @@ async def test_cancel_through_the_real_scheduler_stops_the_workload(
             assert cancel is not None and cancel["deliveries"] >= 1
     finally:
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await stop_task(task)
         if agent is not None:
             for rec in agent.state.jobs.values():
                 with contextlib.suppress(ProcessLookupError, PermissionError):

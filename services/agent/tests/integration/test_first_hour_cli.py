@@ -24,6 +24,7 @@ from qlp_agent.config import AgentSettings
 from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
 from qlp_testing.principals import sign_request
+from qlp_testing.tasks import stop_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -101,9 +102,7 @@ async def test_summary_at_start_and_offline_on_stop(
                 assert again.provider_id == pid
                 got = (await http.get(f"/v1/providers/{pid}")).json()
                 assert got["status"] == "active", got
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(task, 30)
+                await stop_task(task)
         await mongo.drop_database(settings.mongodb_database)
     finally:
         await mongo.close()

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from qlp_gateway.ratelimit import Decision, RateLimiter
 from qlp_gateway.repository import IdempotencyRepository, PlanRepository
 from qlp_gateway.routes import Route, body_limit, resolve
 from qlp_gateway.settings import GatewaySettings
+from qlp_kit.aio import within
 from qlp_kit.auth import Principal, sign_principal
 from qlp_kit.jwt_verify import JwksCache, JwtVerifier
 from qlp_kit.problems import Problem
@@ -54,7 +54,7 @@ class PlanCache:
         if hit is not None and hit[0] > now:
             return hit[1]
         try:
-            plan = await asyncio.wait_for(self.repo.get(org_id), 1.0) or self.default
+            plan = await within(self.repo.get(org_id), 1.0) or self.default
         except Exception as exc:  # the cache's store is down or slow: fall back, do not fail
             log.warning("plan lookup failed", org_id=org_id, error=str(exc))
             plan = hit[1] if hit else self.default

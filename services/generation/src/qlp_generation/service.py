@@ -33,6 +33,7 @@ from qlp_generation.render import builtin_templates, pack, render
 from qlp_generation.render_limited import RenderLimits, render_pack
 from qlp_generation.repository import Doc, Store
 from qlp_generation.settings import GenerationSettings
+from qlp_kit.aio import wait_event
 from qlp_kit.ids import new_id
 from qlp_kit.mongo import await_document
 from qlp_kit.outbox import Staged, stage
@@ -624,11 +625,7 @@ class Generation:
             ev.set()
 
     async def wait_change(self, gen_id: str, timeout: float) -> None:
-        ev = self._progress.setdefault(gen_id, asyncio.Event())
-        try:
-            await asyncio.wait_for(ev.wait(), timeout)
-        except TimeoutError:
-            pass
+        await wait_event(self._progress.setdefault(gen_id, asyncio.Event()), timeout)
 
     # ------------------------------------------------------------ versions
     async def job(self, org_id: str, gen_id: str) -> Doc:

@@ -8,7 +8,6 @@ waiting long-poll, capacity that appears places a waiting job at once."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
 from types import SimpleNamespace
@@ -23,6 +22,7 @@ from qlp_kit.ids import new_id
 from qlp_scheduler.engine import Scheduler
 from qlp_scheduler.main import background
 from qlp_scheduler.repository import INDEXES, Repository
+from qlp_testing.tasks import stop_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -112,10 +112,7 @@ async def test_an_idle_scheduler_issues_few_database_commands(
         assert time.monotonic() - t0 < 8  # the change stream, not the 10 s re-check
     finally:
         for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+            await stop_task(t)
         await mongo.drop_database(db.name)
         await mongo.close()
 
