@@ -8,6 +8,7 @@ random suffix), ``service_env`` (the environment a service process needs) and
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -66,6 +67,22 @@ def service_env(qlp_infra: TestInfra) -> dict[str, str]:
         "MONGODB_URL": qlp_infra.mongodb_url,
         "QLP_INTERNAL_AUTH_SECRET": "test-internal-secret",
     }
+
+
+#: The longest a test's teardown (session fixtures included, after the last test) may take.
+TEARDOWN_LIMIT_S = 300.0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """pytest-timeout's one timer covers setup, call and teardown together and is spent
+    once it fired during the call: a teardown that then hangs would stall the whole run
+    silently. This watchdog prints every thread's stack and ends the run instead."""
+    faulthandler.dump_traceback_later(TEARDOWN_LIMIT_S, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
