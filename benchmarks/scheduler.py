@@ -32,9 +32,11 @@ from pymongo import AsyncMongoClient
 from benchmarks._common import write_results
 from qlp_kit.auth import Principal
 from qlp_kit.mongo import utcnow
+from qlp_kit.producer import Producer
+from qlp_kit.topics import provision
 from qlp_scheduler import service as S
 from qlp_scheduler.engine import Scheduler
-from qlp_scheduler.main import service
+from qlp_scheduler.main import loop_every, service
 from qlp_scheduler.repository import INDEXES, PROVIDERS, Repository
 from qlp_scheduler.settings import SchedulerSettings
 from qlp_testing.infra import start_embedded
@@ -107,7 +109,7 @@ def _req(rnd: random.Random) -> S.Requirements:
     )
 
 
-async def in_process(mongo_url: str, offers: int, placements: int) -> dict[str, Any]:
+async def in_process(mongo_url: str, kafka: str, offers: int, placements: int) -> dict[str, Any]:
     db_name = f"bench_sched_{uuid.uuid4().hex[:6]}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
     db = client[db_name]
@@ -136,6 +138,22 @@ async def in_process(mongo_url: str, offers: int, placements: int) -> dict[str, 
     rnd = random.Random(3)  # noqa: S311
     lat: list[float] = []
     placed = 0
+    # the service's own offer-feed loop runs beside the claims, as in production: it
+    # publishes the catalogue's OfferAvailabilityChanged to the broker, coalesced, off
+    # the claim path
+    await provision(kafka)
+    producer = Producer(kafka, client_id="bench-offer-feed")
+    await producer.start()
+    sched.offer_feed.send = producer.send_many
+    feed = asyncio.create_task(
+        loop_every(
+            "offer-feed",
+            settings.offer_feed_coalesce_s,
+            sched.offer_feed.publish,
+            idle_max_s=settings.offer_feed_sweep_s,
+            wake=sched.offer_feed.changed,
+        )()
+    )
     t_all = time.perf_counter()
     for n in range(placements):
         r = _req(rnd)
@@ -144,6 +162,12 @@ async def in_process(mongo_url: str, offers: int, placements: int) -> dict[str, 
         lat.append((time.perf_counter() - t) * 1000)
         placed += got is not None
     wall = time.perf_counter() - t_all
+    await asyncio.sleep(settings.offer_feed_coalesce_s * 3)
+    await sched.offer_feed.publish()
+    feed.cancel()
+    await asyncio.gather(feed, return_exceptions=True)
+    await producer.stop()
+    marked = await db[PROVIDERS].count_documents({"offer_dirty": 1})
     await client.drop_database(db_name)
     await client.close()
     return {
@@ -162,6 +186,8 @@ async def in_process(mongo_url: str, offers: int, placements: int) -> dict[str, 
             "mean": round(statistics.fmean(lat), 3),
         },
         "placements_per_s": round(placements / wall, 1),
+        "offer_events_published": sched.offer_feed.published,
+        "offers_left_unpublished": marked,
     }
 
 
@@ -240,12 +266,14 @@ async def main(offers: int, placements: int, api_jobs: int) -> None:
     load_before = os.getloadavg()[0]
     infra = start_embedded()
     try:
-        ip = await in_process(infra.mongodb_url, offers, placements)
+        ip = await in_process(infra.mongodb_url, infra.kafka, offers, placements)
         print(
             f"in-process over {offers} offers: placement p50 {ip['placement_ms']['p50']} ms, "
             f"p99 {ip['placement_ms']['p99']} ms, {ip['placements_per_s']}/s "
             f"(scoring alone p50 {ip['scoring_only_ms']['p50']} ms, "
-            f"p99 {ip['scoring_only_ms']['p99']} ms; placed {ip['placed']}/{placements})"
+            f"p99 {ip['scoring_only_ms']['p99']} ms; placed {ip['placed']}/{placements}; "
+            f"{ip['offer_events_published']} coalesced offer events published beside them, "
+            f"{ip['offers_left_unpublished']} left unpublished)"
         )
         api = await via_api(infra, offers, api_jobs)
         print(

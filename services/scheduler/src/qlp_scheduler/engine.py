@@ -11,7 +11,6 @@ idempotently; a reconciler applies whatever a crash left pending.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
 from collections import Counter
@@ -22,11 +21,13 @@ from typing import Any
 import structlog
 
 from qlp.scheduling.v1 import types_pb2 as t
+from qlp_kit.aio import wait_event
 from qlp_kit.auth import Principal
 from qlp_kit.ids import new_id
 from qlp_kit.money import Money
 from qlp_kit.mongo import utcnow
 from qlp_kit.outbox import Staged, outbox_update, with_outbox
+from qlp_kit.producer import Record
 from qlp_scheduler import balances
 from qlp_scheduler import events as E
 from qlp_scheduler import service as S
@@ -40,8 +41,9 @@ from qlp_scheduler.metrics import (
     PLACEMENTS,
     STALE_EPOCH_REPORTS,
 )
+from qlp_scheduler.offer_feed import OfferFeed
 from qlp_scheduler.offer_index import OfferIndex, view_from_doc
-from qlp_scheduler.repository import OfferEvent, Repository
+from qlp_scheduler.repository import Repository, offer_changed
 from qlp_scheduler.service import ms
 from qlp_scheduler.settings import SchedulerSettings
 
@@ -106,6 +108,8 @@ class Scheduler:
         # set when this process sees capacity appear (GPUs released, a provider
         # registered or back online): the placement retry loop runs at once
         self.capacity_changed = asyncio.Event()
+        # OfferAvailabilityChanged for the catalogue, coalesced off the claim path
+        self.offer_feed = OfferFeed(repo, self.offer_availability)
         # offer-index pulls that found nothing new in a row (the refresh backs off)
         self.idle_refreshes = 0
         # live jobs the last timeout round looked at (the timeout loop backs off at 0)
@@ -253,11 +257,10 @@ class Scheduler:
             raise S.NotFound("provider")
         return doc
 
-    def offer_event(self) -> OfferEvent:
-        """Builds an offer's OfferAvailabilityChanged (free GPUs, status, reliability)
-        from its provider document as a write leaves it."""
-        now = utcnow()
-        return lambda d: E.offer_availability(d, round(self.reliability_of(d) * 10_000), now)
+    def offer_availability(self, doc: Doc) -> Record:
+        """An offer's OfferAvailabilityChanged (free GPUs, status, reliability) built
+        from its provider document (the offer feed's record)."""
+        return E.offer_availability(doc, round(self.reliability_of(doc) * 10_000), utcnow())
 
     def reliability_of(self, doc: Doc) -> float:
         now = utcnow()
@@ -305,17 +308,16 @@ class Scheduler:
             post = {**doc, "uptime": {**(doc.get("uptime") or {}), slot: minute}}
             bps = round(self.reliability_of(post) * 10_000)
             last_bps = doc.get("offer_rel_bps")
-            if last_bps is None or abs(bps - int(last_bps)) >= RELIABILITY_STEP_BPS:
-                # coalesced: the catalogue hears of reliability only when it moved by a
-                # step, in this same write, under the offer revision it read
-                rev = int(doc.get("offer_rev", 0))
-                guard["offer_rev"] = rev if "offer_rev" in doc else {"$exists": False}
-                sets["offer_rev"] = rev + 1
+            # coalesced: the catalogue hears of reliability only when it moved by a step
+            moved = last_bps is None or abs(bps - int(last_bps)) >= RELIABILITY_STEP_BPS
+            if moved:
                 sets["offer_rel_bps"] = bps
-                staged.append(E.offer_availability({**post, "offer_rev": rev + 1}, bps, now))
-            update = outbox_update(staged, {"$set": sets})
+            change: Doc = {"$set": sets}
+            update = outbox_update(staged, offer_changed(change) if moved else change)
             after = await self.repo.update_provider(provider_id, org_id, guard, update)
             if after is not None:
+                if moved:
+                    self.offer_feed.poke()
                 break
         else:
             raise S.DomainError("heartbeat kept racing")
@@ -621,9 +623,7 @@ class Scheduler:
                 uuids = S.pick_gpus(view, req.gpu_count)
                 if not uuids:
                     continue
-                if await self.repo.claim(
-                    view.provider_id, job_id, role, uuids, utcnow(), self.offer_event()
-                ):
+                if await self.repo.claim(view.provider_id, job_id, role, uuids, utcnow()):
                     # what the conditional update changed, mirrored in the index
                     view.available_gpus -= len(uuids)
                     for u in uuids:
@@ -815,7 +815,7 @@ class Scheduler:
         }
 
     async def _release(self, provider_id: str, job_id: str, uuids: list[str]) -> None:
-        doc = await self.repo.release(provider_id, job_id, uuids, utcnow(), self.offer_event())
+        doc = await self.repo.release(provider_id, job_id, uuids, utcnow())
         self._index_doc(doc)
 
     async def apply_effects(self, job: Doc) -> Doc:
@@ -1001,8 +1001,7 @@ class Scheduler:
                 if self.watching
                 else self.settings.assignment_poll_s
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ev.wait(), min(remaining, recheck))
+            await wait_event(ev, min(remaining, recheck))
         items.sort(key=lambda a: a.get("seq", 0))
         now = utcnow()
         await self.repo.mark_delivered([a["_id"] for a in items], now)

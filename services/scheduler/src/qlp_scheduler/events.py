@@ -14,7 +14,9 @@ from qlp.scheduling.v1 import types_pb2 as t
 from qlp.usage.v1 import events_pb2 as usage_pb
 from qlp_contracts import topics
 from qlp_kit.auth import Principal
+from qlp_kit.events import build_headers
 from qlp_kit.outbox import Staged, stage
+from qlp_kit.producer import Record
 from qlp_scheduler.service import PRIMARY, STANDBY, UsageLine
 
 SOURCE = "qlp/scheduler"
@@ -95,9 +97,9 @@ def offer_status(doc: dict[str, Any]) -> str:
     return "active" if doc.get("status", "active") == "active" else "withdrawn"
 
 
-def offer_availability(doc: dict[str, Any], reliability_bps: int, now: datetime) -> Staged:
-    """The offer as ``doc`` stands after the write that stages this event; its revision
-    is the document's ``offer_rev`` (bumped by that same write)."""
+def offer_availability(doc: dict[str, Any], reliability_bps: int, now: datetime) -> Record:
+    """The offer as ``doc`` stands, at revision ``offer_rev``: the record the offer feed
+    publishes (keyed by offer, so one offer's records stay in order)."""
     msg = ev.OfferAvailabilityChanged(
         org_id=doc["org_id"],
         offer_id=doc["offer_id"],
@@ -109,7 +111,11 @@ def offer_availability(doc: dict[str, Any], reliability_bps: int, now: datetime)
         revision=int(doc.get("offer_rev", 0)),
         changed_at=ts(now),
     )
-    return staged(msg, doc["org_id"], doc["offer_id"], now)
+    headers = build_headers(
+        msg, org_id=doc["org_id"], source=SOURCE, subject=doc["offer_id"], time=now
+    )
+    topic = topics.topic_for_event(msg).name
+    return Record(topic, doc["offer_id"], msg.SerializeToString(deterministic=True), headers)
 
 
 def offer_withdrawn(doc: dict[str, Any], reason: str, now: datetime) -> Staged:

@@ -26,6 +26,7 @@ from prometheus_client import Counter
 from qlp.failover.v1 import events_pb2 as fev
 from qlp.failover.v1 import types_pb2 as ftypes
 from qlp_contracts import topics
+from qlp_kit.aio import within
 from qlp_kit.app import ServiceContext
 from qlp_kit.consumer import ConsumerSpec
 from qlp_kit.events import Event, build_headers
@@ -101,7 +102,7 @@ class AlivePublisher:
 
     async def _send(self, record: Record) -> None:
         try:
-            await asyncio.wait_for(self.producer.send(record), self.timeout_s)
+            await within(self.producer.send(record), self.timeout_s)
         except Exception as exc:  # a missed heartbeat; the detector tolerates one
             ALIVE_DROPPED.inc()
             log.debug("liveness event not published", error=str(exc))
@@ -162,7 +163,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             at = getattr(m, field)
             at_ms = int(at.ToMilliseconds()) if at.seconds or at.nanos else 0
             sched: Scheduler = ctx.extras["scheduler"]
-            doc = await sched.repo.set_liveness(m.provider_id, state, at_ms, sched.offer_event())
+            doc = await sched.repo.set_liveness(m.provider_id, state, at_ms)
             if doc is not None:
                 sched._index_doc(doc)
             return

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
 
 from qlp_contracts import topics
+from qlp_kit.aio import wait_event
 from qlp_kit.app import ServiceContext, ServiceDefinition
 from qlp_scheduler.api import gpu, providers
 from qlp_scheduler.engine import Scheduler
@@ -31,10 +31,11 @@ async def on_startup(ctx: ServiceContext) -> None:
             in_cluster_api(), settings.k8s_jobs_namespace, settings.k8s_default_image
         )
     ctx.extras["scheduler"] = sched
+    sched.offer_feed.send = ctx.producer.send_many
     await sched.refresh_offers(full=True)
 
 
-def _loop(
+def loop_every(
     name: str,
     every_s: float,
     step: Callable[[], Coroutine[Any, Any, Any]],
@@ -67,8 +68,7 @@ def _loop(
                 pause = every_s if did else min(idle_max_s, pause * 2)
             await asyncio.sleep(every_s)
             if wake is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), max(0.0, pause - every_s))
+                await wait_event(wake, pause - every_s)
             elif pause > every_s:
                 await asyncio.sleep(pause - every_s)
 
@@ -94,13 +94,20 @@ def background(ctx: ServiceContext) -> list[Callable[[], Coroutine[Any, Any, Non
     assert isinstance(settings, SchedulerSettings)
     sched: Scheduler = ctx.extras["scheduler"]
     loops = [
-        _loop(
+        loop_every(
             "offer-index",
             settings.offer_refresh_s,
             sched.refresh_offers,
             idle_max_s=settings.offer_refresh_max_s,
         ),
         _watch(sched),
+        loop_every(
+            "offer-feed",
+            settings.offer_feed_coalesce_s,
+            sched.offer_feed.publish,
+            idle_max_s=settings.offer_feed_sweep_s,
+            wake=sched.offer_feed.changed,
+        ),
     ]
     if settings.background_enabled:
 
@@ -114,7 +121,7 @@ def background(ctx: ServiceContext) -> list[Callable[[], Coroutine[Any, Any, Non
 
         loops += [
             # woken when this process sees capacity appear; slow fallback otherwise
-            _loop(
+            loop_every(
                 "placement-retry",
                 settings.placement_retry_s,
                 sched.place_waiting,
@@ -124,14 +131,16 @@ def background(ctx: ServiceContext) -> list[Callable[[], Coroutine[Any, Any, Non
             ),
             # effects a crash left pending, overdue jobs, orphaned claims: rare work,
             # so rounds that find none back off
-            _loop("reconcile", settings.reconcile_interval_s, sched.reconcile, idle_max_s=60.0),
-            _loop("timeouts", 5.0, timeouts, idle_max_s=60.0),
-            _loop("orphan-claims", 30.0, sched.sweep_orphan_claims, idle_max_s=300.0),
+            loop_every(
+                "reconcile", settings.reconcile_interval_s, sched.reconcile, idle_max_s=60.0
+            ),
+            loop_every("timeouts", 5.0, timeouts, idle_max_s=60.0),
+            loop_every("orphan-claims", 30.0, sched.sweep_orphan_claims, idle_max_s=300.0),
         ]
     if settings.background_enabled and settings.k8s_enabled:
         loops += [
-            _loop("k8s-dispatch", 2.0, sched.dispatch_k8s, idle_max_s=30.0),
-            _loop("k8s-status", 5.0, sched.sync_k8s_status),
+            loop_every("k8s-dispatch", 2.0, sched.dispatch_k8s, idle_max_s=30.0),
+            loop_every("k8s-status", 5.0, sched.sync_k8s_status),
         ]
     return loops
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -38,16 +38,10 @@ from qlp_kit.mongo import (
     decode_cursor,
     encode_cursor,
 )
-from qlp_kit.outbox import Staged, outbox_update
 from qlp_scheduler.service import ms
 
-#: Builds the offer's availability event from the provider document as the write leaves
-#: it (``offer_rev`` already bumped).
-OfferEvent = Callable[[dict[str, Any]], Staged]
-#: A few rounds of read + revision-guarded write before a change gives up.
-OFFER_CAS_ROUNDS = 6
-#: What an offer's availability event is built from (the read before a change): not
-#: the whole provider document, which carries GPU status, machine facts and claims.
+#: What an offer's availability event is built from: not the whole provider document,
+#: which carries GPU status, machine facts and claims.
 OFFER_EVENT_FIELDS = {
     f: 1
     for f in (
@@ -63,6 +57,17 @@ OFFER_EVENT_FIELDS = {
         "losses",
     )
 }
+
+
+def offer_changed(update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` plus the mark that the offer's availability changed: its revision goes
+    up by one and it is flagged for the offer feed, in the same conditional write (the
+    feed publishes the event off the claim path, coalescing a burst into one)."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in update.items()}
+    out.setdefault("$inc", {})["offer_rev"] = 1
+    out.setdefault("$set", {})["offer_dirty"] = 1
+    return out
+
 
 Doc = dict[str, Any]
 
@@ -110,6 +115,8 @@ INDEXES = [
     IndexSpec(PROVIDERS, [("org_id", ASCENDING), ("fingerprint", ASCENDING)], unique=True),
     IndexSpec(PROVIDERS, [("offer_id", ASCENDING)], unique=True),
     IndexSpec(PROVIDERS, [("updated_ms", ASCENDING)]),
+    # the offer feed's work list: only offers changed since their last event carry it
+    IndexSpec(PROVIDERS, [("offer_dirty", ASCENDING)], sparse=True),
     IndexSpec(PROVIDERS, [("status", ASCENDING), ("price_minor", ASCENDING)]),
     IndexSpec(JOBS, [("org_id", ASCENDING)]),
     IndexSpec(JOBS, [("status", ASCENDING), ("updated_ms", ASCENDING)]),
@@ -141,6 +148,8 @@ async def _keyset_page(
 class Repository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
+        #: called after each write that marked an offer changed (the offer feed's poke)
+        self.on_offer_changed: Callable[[], None] = lambda: None
         self.providers = db[PROVIDERS]
         self.jobs = db[JOBS]
         self.assignments = db[ASSIGNMENTS]
@@ -196,7 +205,6 @@ class Repository:
         role: str,
         uuids: Sequence[str],
         now: datetime,
-        event: OfferEvent | None = None,
     ) -> bool:
         """Claim ``uuids`` for ``job_id`` in ONE conditional update: the offer must be
         active, have ``len(uuids)`` available GPUs, each uuid free, and the job must
@@ -214,17 +222,11 @@ class Repository:
         sets[f"claims.{job_id}"] = {"uuids": list(uuids), "role": role, "n": n, "at_ms": ms(now)}
         sets["updated_ms"] = ms(now)
         update: Doc = {"$inc": {"available_gpus": -n}, "$set": sets}
-        if event is None:
-            res = await self.providers.update_one(guard, update, comment=MARKET)
-            return res.modified_count == 1
-        done = await self.offer_change(
-            guard,
-            update,
-            lambda d: {**d, "available_gpus": int(d["available_gpus"]) - n},
-            event,
-            want_doc=False,
-        )
-        return done is not None
+        res = await self.providers.update_one(guard, offer_changed(update), comment=MARKET)
+        if res.modified_count != 1:
+            return False
+        self.on_offer_changed()
+        return True
 
     async def release(
         self,
@@ -232,7 +234,6 @@ class Repository:
         job_id: str,
         uuids: Sequence[str],
         now: datetime,
-        event: OfferEvent | None = None,
     ) -> Doc | None:
         """Give the job's GPUs back; a no-op (None) when it holds none there."""
         sets: Doc = {f"gpu_owner.{u}": "" for u in uuids}
@@ -243,69 +244,39 @@ class Repository:
             "$set": sets,
             "$unset": {f"claims.{job_id}": ""},
         }
-        if event is not None:
-            n = len(uuids)
-            return await self.offer_change(
-                guard,
-                update,
-                lambda d: {**d, "available_gpus": int(d["available_gpus"]) + n},
-                event,
-            )
-        return await self.providers.find_one_and_update(
+        doc = await self.providers.find_one_and_update(
             guard,
-            update,
+            offer_changed(update),
             projection={"_outbox": 0, "claims": 0},
             return_document=ReturnDocument.AFTER,
             comment=MARKET,
         )
+        if doc is not None:
+            self.on_offer_changed()
+        return doc
 
-    async def offer_change(
-        self,
-        guard: Doc,
-        update: Doc,
-        after: Callable[[Doc], Doc],
-        event: OfferEvent,
-        want_doc: bool = True,
-    ) -> Doc | None:
-        """Apply ``update`` to the provider ``guard`` names (when ``guard`` holds) and, in
-        the same write, stage the offer's availability event built from the document as
-        the write leaves it (``after`` of the document read just before). The write is
-        also guarded by the offer revision it read, which it bumps, so events carry
-        increasing revisions in the order their writes applied; a concurrent offer change
-        makes it read again. None when ``guard`` does not hold (nothing changed); else the
-        document after the write (``want_doc``) or the fields the event was built from."""
-        pid = guard["_id"]
-        for _ in range(OFFER_CAS_ROUNDS):
-            cur = await self.providers.find_one({"_id": pid}, OFFER_EVENT_FIELDS, comment=MARKET)
-            if cur is None:
-                return None
-            rev = int(cur.get("offer_rev", 0))
-            post = after(cur)
-            post["offer_rev"] = rev + 1
-            rev_guard: Doc = (
-                {"offer_rev": rev} if "offer_rev" in cur else {"offer_rev": {"$exists": False}}
+    async def changed_offers(self, limit: int = 500) -> list[Doc]:
+        """Offers whose availability changed since their last event (the feed's work)."""
+        cur = self.providers.find(
+            {"offer_dirty": 1}, OFFER_EVENT_FIELDS, limit=limit, comment=SWEEP
+        )
+        return [d async for d in cur]
+
+    async def clear_offer_marks(self, published: Sequence[Doc]) -> int:
+        """Clear the mark of each offer published at the revision it was read at; an
+        offer changed since keeps its mark (the newer revision goes out next round).
+        Returns how many were cleared."""
+        if not published:
+            return 0
+        ops = [
+            UpdateOne(
+                {"_id": d["_id"], "offer_rev": int(d.get("offer_rev", 0)), "offer_dirty": 1},
+                {"$unset": {"offer_dirty": ""}},
             )
-            upd = {k: dict(v) if isinstance(v, dict) else v for k, v in update.items()}
-            upd.setdefault("$set", {})["offer_rev"] = rev + 1
-            if want_doc:
-                res = await self.providers.find_one_and_update(
-                    {**guard, **rev_guard},
-                    outbox_update([event(post)], upd),
-                    projection={"_outbox": 0, "claims": 0},
-                    return_document=ReturnDocument.AFTER,
-                    comment=MARKET,
-                )
-            else:
-                one = await self.providers.update_one(
-                    {**guard, **rev_guard}, outbox_update([event(post)], upd), comment=MARKET
-                )
-                res = post if one.modified_count == 1 else None
-            if res is not None:
-                return res
-            again = await self.providers.find_one({"_id": pid}, {"offer_rev": 1}, comment=MARKET)
-            if again is None or int(again.get("offer_rev", 0)) == rev:
-                return None  # the guard itself failed, not a concurrent change
-        return None
+            for d in published
+        ]
+        res = await self.providers.bulk_write(ops, ordered=False, comment=SWEEP)
+        return int(res.modified_count)
 
     # --- jobs --------------------------------------------------------------------
 
@@ -542,23 +513,21 @@ class Repository:
             {"$set": {"acked": 1, "acked_ms": ms(now), "superseded": 1}},
         )
 
-    async def set_liveness(
-        self, provider_id: str, state: str, at_ms: int, event: OfferEvent | None = None
-    ) -> Doc | None:
+    async def set_liveness(self, provider_id: str, state: str, at_ms: int) -> Doc | None:
         """The failover service's verdict on a provider, unless a newer one is recorded
         (verdicts of one provider arrive in order; a redelivery is older or equal).
-        Cross-tenant: verdicts name the provider only. With ``event``, the offer's
-        availability event is staged in the same write."""
+        Cross-tenant: verdicts name the provider only. The offer feed announces it."""
         guard: Doc = {
             "_id": provider_id,
             "$or": [{"liveness_ms": {"$exists": False}}, {"liveness_ms": {"$lt": at_ms}}],
         }
         update: Doc = {"$set": {"liveness": state, "liveness_ms": at_ms, "updated_ms": at_ms}}
-        if event is not None:
-            return await self.offer_change(guard, update, lambda d: {**d, "liveness": state}, event)
-        return await self.providers.find_one_and_update(
-            guard, update, comment=SWEEP, return_document=ReturnDocument.AFTER
+        doc = await self.providers.find_one_and_update(
+            guard, offer_changed(update), comment=SWEEP, return_document=ReturnDocument.AFTER
         )
+        if doc is not None:
+            self.on_offer_changed()
+        return doc
 
     async def record_provider_loss(
         self, provider_id: str, at_ms: int, window_min: int

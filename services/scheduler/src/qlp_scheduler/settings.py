@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from qlp_kit.settings import ServiceSettings
@@ -36,6 +36,12 @@ class SchedulerSettings(ServiceSettings):
     offer_refresh_s: float = 0.5
     offer_refresh_max_s: float = 5.0
     offer_refresh_overlap_s: float = 1.0
+    # The offer feed (OfferAvailabilityChanged for the catalogue): a change in this
+    # process is published offer_feed_coalesce_s later, at most that often (a burst is
+    # one event per offer); marks a crashed process left by a sweep that backs off to
+    # offer_feed_sweep_s while there are none.
+    offer_feed_coalesce_s: float = Field(default=0.1, gt=0, le=5)
+    offer_feed_sweep_s: float = Field(default=10.0, gt=0, le=300)
     # Unplaced jobs (no capacity yet) are retried at once when this process sees
     # capacity appear, else every placement_retry_idle_s (capacity seen by another
     # replica), never more often than placement_retry_s; they fail after the timeout.

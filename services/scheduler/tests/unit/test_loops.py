@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from qlp_scheduler.main import _loop
+from qlp_scheduler.main import loop_every
 
 
 async def test_idle_rounds_back_off_and_work_resets_the_pace() -> None:
@@ -20,7 +20,7 @@ async def test_idle_rounds_back_off_and_work_resets_the_pace() -> None:
             return 1
         return 0
 
-    task = asyncio.create_task(_loop("t", 0.05, step, idle_max_s=0.4)())
+    task = asyncio.create_task(loop_every("t", 0.05, step, idle_max_s=0.4)())
     await asyncio.sleep(1.6)
     idle_calls = len(calls)
     # without backing off it would have run ~32 times; 0.05, 0.1, 0.2, then 0.4 apart
@@ -46,7 +46,7 @@ async def test_a_wake_runs_the_next_round_at_once() -> None:
         return 0
 
     task = asyncio.create_task(
-        _loop("t", 0.05, step, idle_max_s=60.0, wake=wake, on_wake=on_wake)()
+        loop_every("t", 0.05, step, idle_max_s=60.0, wake=wake, on_wake=on_wake)()
     )
     await asyncio.sleep(0.5)  # backed off far beyond the test's length
     before = len(woke)
@@ -65,7 +65,7 @@ async def test_a_failing_round_keeps_the_loop_alive() -> None:
         n["calls"] += 1
         raise RuntimeError("database hiccup")
 
-    task = asyncio.create_task(_loop("t", 0.02, step, idle_max_s=1.0)())
+    task = asyncio.create_task(loop_every("t", 0.02, step, idle_max_s=1.0)())
     deadline = time.monotonic() + 30
     while n["calls"] < 5:  # a failure is not "idle": no long back-off, no crash
         assert time.monotonic() < deadline
