@@ -5,6 +5,8 @@
 1. in-process: candidate selection (in-memory offer index, exact branch-and-bound
    top-k over offers in price order) + ONE atomic conditional claim per placement,
    sequential: p50/p99 latency and placements/s; plus the pure scoring step alone;
+   with the service's offer-feed loop publishing the catalogue's availability events
+   to the broker beside the claims, and again without it (the feed's cost as ratios);
 2. through the HTTP API (service in-process with uvicorn, escrow not required):
    ``POST /v1/gpu/jobs`` with 8 concurrent clients; each request inserts the job,
    claims GPUs atomically, writes the placement with its events and the agent
@@ -109,7 +111,9 @@ def _req(rnd: random.Random) -> S.Requirements:
     )
 
 
-async def in_process(mongo_url: str, kafka: str, offers: int, placements: int) -> dict[str, Any]:
+async def in_process(
+    mongo_url: str, kafka: str, offers: int, placements: int, feed_on: bool = True
+) -> dict[str, Any]:
     db_name = f"bench_sched_{uuid.uuid4().hex[:6]}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
     db = client[db_name]
@@ -144,7 +148,7 @@ async def in_process(mongo_url: str, kafka: str, offers: int, placements: int) -
     await provision(kafka)
     producer = Producer(kafka, client_id="bench-offer-feed")
     await producer.start()
-    sched.offer_feed.send = producer.send_many
+    sched.offer_feed.send = producer.send_many if feed_on else None
     feed = asyncio.create_task(
         loop_every(
             "offer-feed",
@@ -267,6 +271,13 @@ async def main(offers: int, placements: int, api_jobs: int) -> None:
     infra = start_embedded()
     try:
         ip = await in_process(infra.mongodb_url, infra.kafka, offers, placements)
+        # the same run without the feed publishing (claims still mark their offers): what
+        # the feed costs the claims on this machine, as a ratio of the same run
+        bare = await in_process(infra.mongodb_url, infra.kafka, offers, placements, False)
+        print(
+            f"in-process without the offer feed: p50 {bare['placement_ms']['p50']} ms, "
+            f"p99 {bare['placement_ms']['p99']} ms, {bare['placements_per_s']}/s"
+        )
         print(
             f"in-process over {offers} offers: placement p50 {ip['placement_ms']['p50']} ms, "
             f"p99 {ip['placement_ms']['p99']} ms, {ip['placements_per_s']}/s "
@@ -292,6 +303,12 @@ async def main(offers: int, placements: int, api_jobs: int) -> None:
                 "after": round(os.getloadavg()[0], 2),
             },
             "in_process": ip,
+            "in_process_without_offer_feed": bare,
+            "offer_feed_cost": {
+                "p50_ratio": round(ip["placement_ms"]["p50"] / bare["placement_ms"]["p50"], 2),
+                "p99_ratio": round(ip["placement_ms"]["p99"] / bare["placement_ms"]["p99"], 2),
+                "throughput_ratio": round(ip["placements_per_s"] / bare["placements_per_s"], 2),
+            },
             "api": api,
             "targets": {
                 "in_process_p50_ms": 2,
