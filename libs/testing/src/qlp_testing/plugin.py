@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -78,7 +79,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """pytest-timeout's one timer covers setup, call and teardown together and is spent
     once it fired during the call: a teardown that then hangs would stall the whole run
     silently. This watchdog prints every thread's stack and ends the run instead."""
-    faulthandler.dump_traceback_later(TEARDOWN_LIMIT_S, exit=True)
+    # the process's own stderr: a test's captured sys.stderr has no file descriptor
+    faulthandler.dump_traceback_later(TEARDOWN_LIMIT_S, exit=True, file=sys.__stderr__)
     try:
         yield
     finally:
