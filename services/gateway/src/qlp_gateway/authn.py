@@ -63,9 +63,14 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
+#: The org key of a change that holds in every org (a platform admin revoked).
+ANY_ORG = "*"
+
+
 class Revocations:
-    """When each (org, user)'s membership last changed (removed, role changed), from
-    identity's events. A token issued before that carries what no longer holds.
+    """When each (org, user)'s membership last changed (removed, role changed), or a
+    user's platform role was revoked (org ``ANY_ORG``), from identity's events. A token
+    issued before that carries what no longer holds.
 
     Entries older than ``window_s`` (the longest an access token lives, with leeway)
     are forgotten: every token issued before them has expired anyway."""
@@ -88,8 +93,10 @@ class Revocations:
         self._changed_ms = {k: v for k, v in self._changed_ms.items() if v >= horizon}
 
     def outdated(self, org_id: str, user_id: str, issued_ms: int) -> bool:
-        changed = self._changed_ms.get((org_id, user_id))
-        return changed is not None and issued_ms < changed
+        changed = max(
+            self._changed_ms.get((org_id, user_id), 0), self._changed_ms.get((ANY_ORG, user_id), 0)
+        )
+        return issued_ms < changed
 
 
 def issued_ms(claims: Mapping[str, Any]) -> int:
@@ -277,3 +284,8 @@ class Authenticator:
         """The user was removed from the org or their role changed at ``at_ms``."""
         self.revocations.note(org_id, user_id, at_ms)
         self.api_keys.forget_user(org_id, user_id)
+
+    def user_changed(self, user_id: str, at_ms: int) -> None:
+        """The user's platform role was taken away at ``at_ms``: their tokens of every
+        org issued before it are outdated."""
+        self.revocations.note(ANY_ORG, user_id, at_ms)

@@ -44,6 +44,7 @@ INVALIDATION_TYPES = (
     event_type(identity.ApiKeyRevoked),
     event_type(identity.MemberRemoved),
     event_type(identity.RoleChanged),
+    event_type(identity.PlatformAdminChanged),
 )
 
 
@@ -61,6 +62,12 @@ def apply_invalidation(gateway: Gateway, ev: Event) -> None:
     auth = gateway.authenticator
     if isinstance(msg, identity.ApiKeyRevoked):
         auth.key_revoked(msg.api_key_id)
+        return
+    if isinstance(msg, identity.PlatformAdminChanged):
+        if not msg.platform_admin and msg.user_id:  # a grant needs a new token anyway
+            at = msg.changed_at if msg.HasField("changed_at") else None
+            at_ms = at.ToMilliseconds() if at is not None else int(ev.time.timestamp() * 1000)
+            auth.user_changed(msg.user_id, at_ms)
         return
     if isinstance(msg, identity.MemberRemoved):
         stamp = msg.removed_at if msg.HasField("removed_at") else None

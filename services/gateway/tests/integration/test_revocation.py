@@ -1,7 +1,8 @@
 """Revocation reaches the gateway at once: the REAL identity service and the gateway
 in-process against the real broker and database. The gateway's API-key cache keeps
 answers for an hour here, so only identity's events (key revoked, member removed,
-role changed) can make a key or token stop working within the polling timeout."""
+role changed, platform admin revoked) can make a key or token stop working within
+the polling timeout."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -18,8 +20,10 @@ from qlp_gateway.settings import GatewaySettings
 from qlp_identity.main import service as identity_service
 from qlp_identity.settings import IdentitySettings
 from qlp_infra.topics import provision
+from qlp_kit.auth import Principal
 from qlp_testing.flows import bearer, eventually
 from qlp_testing.infra import TestInfra
+from qlp_testing.principals import PrincipalAuth
 from qlp_testing.services import running_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -228,3 +232,50 @@ async def test_every_replica_gets_every_invalidation(env: Env, client: httpx.Asy
                 what=f"the revoked key refused by {c.base_url}",
                 interval=0.1,
             )
+
+
+async def test_revoked_platform_admin_tokens_are_refused(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    """``qlpctl admins revoke``: identity says PlatformAdminChanged and the gateway
+    refuses the user's tokens issued before it (in every org), instead of honouring the
+    platform_admin role until they expire."""
+    owner = await _signup(client)
+    email = owner["user"]["email"]
+    operator = PrincipalAuth(
+        SECRET, Principal(org_id="platform", subject="svc_qlpctl", kind="service")
+    )
+    path = f"/internal/v1/platform-admins/{quote(email)}"
+    async with httpx.AsyncClient(base_url=env.identity, auth=operator, timeout=30) as idp:
+        assert (await idp.put(path)).status_code == 200
+        login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+        admin = login.json()
+        assert admin["platform_admin"] is True
+        assert (await _me(client, admin["access_token"])).status_code == 200
+        # a grant outdates nothing: the token from before it still works
+        assert (await _me(client, owner["access_token"])).status_code == 200
+
+        r = await idp.delete(path)
+        assert r.status_code == 200 and r.json()["changed"] is True
+    refused = await eventually(
+        lambda: _me(client, admin["access_token"]),
+        lambda resp: resp.status_code == 401,
+        timeout=WITHIN_S,
+        what="the revoked admin's token refused",
+        interval=0.1,
+    )
+    assert "outdated" in refused.json()["detail"]
+    assert (await _me(client, owner["access_token"])).status_code == 401  # issued before too
+    # on the other replica as well
+    async with httpx.AsyncClient(base_url=env.replica, timeout=30) as other:
+        await eventually(
+            lambda: _me(other, admin["access_token"]),
+            lambda resp: resp.status_code == 401,
+            timeout=WITHIN_S,
+            what="the other replica refuses it",
+            interval=0.1,
+        )
+    fresh = await client.post("/v1/auth/refresh", json={"refresh_token": admin["refresh_token"]})
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.json()["platform_admin"] is False
+    assert (await _me(client, fresh.json()["access_token"])).status_code == 200

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from qlp_gateway.authn import ApiKeyVerifier, Revocations, bearer_token, issued_ms
+from qlp_gateway.authn import ANY_ORG, ApiKeyVerifier, Revocations, bearer_token, issued_ms
 from qlp_kit.auth import verify_principal
 from qlp_kit.problems import Problem
 
@@ -208,3 +208,11 @@ def test_revocations_refuse_tokens_issued_before_the_change() -> None:
     assert issued_ms({"iat": 5, "iat_ms": 5_432}) == 5_432
     assert issued_ms({"iat": 5}) == 5_000
     assert issued_ms({}) == 0
+
+
+def test_a_revoked_platform_role_outdates_the_users_tokens_in_every_org() -> None:
+    r = Revocations(window_s=60)
+    r.note(ANY_ORG, "usr_1", 5_000)
+    assert r.outdated("org_1", "usr_1", 4_999) and r.outdated("org_2", "usr_1", 4_999)
+    assert not r.outdated("org_1", "usr_1", 5_000)
+    assert not r.outdated("org_1", "usr_2", 1_000)

@@ -328,8 +328,9 @@ async def grant_platform_admin(email: str, principal: ServicePrincipal, svc: Svc
 async def revoke_platform_admin(
     email: str, principal: ServicePrincipal, svc: Svc
 ) -> dict[str, Any]:
-    """Idempotent; access tokens already issued keep the role until they expire (at
-    most 15 minutes). Service principals only (``qlpctl admins revoke``)."""
+    """Idempotent. PlatformAdminChanged tells the gateway, which then refuses the
+    user's access tokens issued before it (the next refresh has no admin role).
+    Service principals only (``qlpctl admins revoke``)."""
     return await svc.set_platform_admin(email, False, principal.subject)
 
 

@@ -94,12 +94,18 @@ class IdentityRepository:
         docs = self.db[USERS].find({"_id": {"$in": list(ids)}}, {"email": 1, "display_name": 1})
         return {d["_id"]: d async for d in docs}
 
-    async def set_platform_admin(self, user_id: str, on: bool, at_ms: int) -> None:
+    async def set_platform_admin(self, user_id: str, on: bool, at_ms: int, ev: Staged) -> bool:
         """Mark (or unmark) a user as a platform operator: a flag on the user, not a
-        role in any organization."""
-        await self.db[USERS].update_one(
-            {"_id": user_id}, {"$set": {"platform_admin": on, "platform_admin_ms": at_ms}}
+        role in any organization; ``ev`` (PlatformAdminChanged) in the same write. False
+        when the flag already had that value (nothing written)."""
+        # the flag as read, or absent (never an admin): a concurrent change of the same
+        # user makes this one a no-op rather than a second event
+        was: Any = {"$in": [False, None]} if on else True
+        res = await self.db[USERS].update_one(
+            {"_id": user_id, "platform_admin": was},
+            outbox_update([ev], {"$set": {"platform_admin": on, "platform_admin_ms": at_ms}}),
         )
+        return res.modified_count == 1
 
     async def platform_admins(self) -> list[Doc]:
         docs = self.db[USERS].find(

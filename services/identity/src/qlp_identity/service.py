@@ -64,6 +64,10 @@ def iso(ms: int | None) -> str | None:
     return rfc3339(ms_to_dt(ms)) if ms else None
 
 
+#: The tenant of events about the platform itself rather than an organization.
+PLATFORM_TENANT = "platform"
+
+
 def _stage(msg: Message, org_id: str, key: str) -> Staged:
     return stage(msg, org_id=org_id, key=key, source=SOURCE)
 
@@ -277,8 +281,8 @@ class IdentityService:
     async def set_platform_admin(self, email: str, on: bool, actor_id: str) -> dict[str, Any]:
         """Make a user a platform admin (or no longer one), by e-mail; idempotent. The
         role is in the next access token the user gets (sign in again, or the next
-        refresh); a revoked admin's access tokens already issued stay valid until they
-        expire. Each organization the user belongs to records it in its audit log."""
+        refresh); PlatformAdminChanged tells the gateway, which refuses a revoked
+        admin's tokens issued before the revocation. Each organization the user belongs to records it in its audit log."""
         try:
             address = normalize_email(email)
         except PolicyError as exc:
@@ -288,7 +292,18 @@ class IdentityService:
             raise errors.not_found("user")
         changed = bool(user.get("platform_admin")) != on
         if changed:
-            await self.repo.set_platform_admin(user["_id"], on, now_ms())
+            at = now_ms()
+            msg = ev.PlatformAdminChanged(
+                org_id=PLATFORM_TENANT,
+                user_id=user["_id"],
+                platform_admin=on,
+                actor=_actor(actor_pb2.ACTOR_TYPE_SERVICE, actor_id, PLATFORM_TENANT),
+            )
+            msg.changed_at.FromMilliseconds(at)
+            changed = await self.repo.set_platform_admin(
+                user["_id"], on, at, _stage(msg, PLATFORM_TENANT, user["_id"])
+            )
+        if changed:
             for m in await self.repo.memberships_of_user(user["_id"]):
                 await self.audit(
                     m["org_id"],

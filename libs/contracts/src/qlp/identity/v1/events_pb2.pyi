@@ -95,6 +95,20 @@ class RoleChanged(_message.Message):
     actor: _actor_pb2.Actor
     def __init__(self, org_id: _Optional[str] = ..., user_id: _Optional[str] = ..., old_role: _Optional[_Union[_types_pb2.Role, str]] = ..., new_role: _Optional[_Union[_types_pb2.Role, str]] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[_actor_pb2.Actor, _Mapping]] = ...) -> None: ...
 
+class PlatformAdminChanged(_message.Message):
+    __slots__ = ("org_id", "user_id", "platform_admin", "changed_at", "actor")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_ADMIN_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    user_id: str
+    platform_admin: bool
+    changed_at: _timestamp_pb2.Timestamp
+    actor: _actor_pb2.Actor
+    def __init__(self, org_id: _Optional[str] = ..., user_id: _Optional[str] = ..., platform_admin: _Optional[bool] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[_Union[_actor_pb2.Actor, _Mapping]] = ...) -> None: ...
+
 class ApiKeyCreated(_message.Message):
     __slots__ = ("org_id", "api_key_id", "name", "prefix", "scopes", "user_id", "created_at", "expires_at", "actor")
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
