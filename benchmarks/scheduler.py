@@ -38,7 +38,7 @@ from qlp_kit.producer import Producer
 from qlp_kit.topics import provision
 from qlp_scheduler import service as S
 from qlp_scheduler.engine import Scheduler
-from qlp_scheduler.main import loop_every, service
+from qlp_scheduler.main import offer_feed_loop, service
 from qlp_scheduler.repository import INDEXES, PROVIDERS, Repository
 from qlp_scheduler.settings import SchedulerSettings
 from qlp_testing.infra import start_embedded
@@ -149,15 +149,7 @@ async def in_process(
     producer = Producer(kafka, client_id="bench-offer-feed")
     await producer.start()
     sched.offer_feed.send = producer.send_many if feed_on else None
-    feed = asyncio.create_task(
-        loop_every(
-            "offer-feed",
-            settings.offer_feed_coalesce_s,
-            sched.offer_feed.publish,
-            idle_max_s=settings.offer_feed_sweep_s,
-            wake=sched.offer_feed.changed,
-        )()
-    )
+    feed = asyncio.create_task(offer_feed_loop(sched, settings)())
     t_all = time.perf_counter()
     for n in range(placements):
         r = _req(rnd)

@@ -89,6 +89,19 @@ def _watch(sched: Scheduler) -> Callable[[], Coroutine[Any, Any, None]]:
     return run
 
 
+def offer_feed_loop(
+    sched: Scheduler, settings: SchedulerSettings
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The offer feed: woken by this process's offer changes, a slow sweep otherwise."""
+    return loop_every(
+        "offer-feed",
+        settings.offer_feed_coalesce_s,
+        sched.offer_feed.publish,
+        idle_max_s=settings.offer_feed_sweep_s,
+        wake=sched.offer_feed.changed,
+    )
+
+
 def background(ctx: ServiceContext) -> list[Callable[[], Coroutine[Any, Any, None]]]:
     settings = ctx.settings
     assert isinstance(settings, SchedulerSettings)
@@ -101,13 +114,7 @@ def background(ctx: ServiceContext) -> list[Callable[[], Coroutine[Any, Any, Non
             idle_max_s=settings.offer_refresh_max_s,
         ),
         _watch(sched),
-        loop_every(
-            "offer-feed",
-            settings.offer_feed_coalesce_s,
-            sched.offer_feed.publish,
-            idle_max_s=settings.offer_feed_sweep_s,
-            wake=sched.offer_feed.changed,
-        ),
+        offer_feed_loop(sched, settings),
     ]
     if settings.background_enabled:
 
