@@ -72,6 +72,25 @@ def service_env(qlp_infra: TestInfra) -> dict[str, str]:
 
 #: The longest a test's teardown (session fixtures included, after the last test) may take.
 TEARDOWN_LIMIT_S = 300.0
+#: A copy of the terminal's stderr taken before any test captures it (as pytest's own
+#: faulthandler plugin does): where the watchdog writes.
+_stderr_fd: int | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _stderr_fd
+    try:
+        fileno = sys.stderr.fileno()
+    except (AttributeError, ValueError):
+        fileno = sys.__stderr__.fileno() if sys.__stderr__ is not None else 2
+    _stderr_fd = os.dup(fileno)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _stderr_fd
+    if _stderr_fd is not None:
+        os.close(_stderr_fd)
+        _stderr_fd = None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -79,8 +98,10 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """pytest-timeout's one timer covers setup, call and teardown together and is spent
     once it fired during the call: a teardown that then hangs would stall the whole run
     silently. This watchdog prints every thread's stack and ends the run instead."""
-    # the process's own stderr: a test's captured sys.stderr has no file descriptor
-    faulthandler.dump_traceback_later(TEARDOWN_LIMIT_S, exit=True, file=sys.__stderr__)
+    if _stderr_fd is None:
+        yield
+        return
+    faulthandler.dump_traceback_later(TEARDOWN_LIMIT_S, exit=True, file=_stderr_fd)
     try:
         yield
     finally:
