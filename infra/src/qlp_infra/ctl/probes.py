@@ -16,85 +16,19 @@ import os
 import sys
 from typing import Any
 
-DLQ_PREFIX = "qlp.dlq."
-REPLAY_PREFIX = "qlp-dlq-replay."
-
-
-async def _end_and_begin(
-    bootstrap: str, topics: list[str]
-) -> tuple[dict[Any, int], dict[Any, int]]:
-    """End (next offset to be written) and beginning offset of every partition.
-
-    The end is read back from the log, not taken from ListOffsets alone: the embedded
-    broker (Tansu) answers ListOffsets(latest) with the number of record batches, not
-    the next offset. From the reported end minus one the partition is read to its
-    end, which costs one fetch of one record on a real Kafka.
-    """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
-        ]
-        if not tps:
-            return {}, {}
-        reported = await consumer.end_offsets(tps)
-        begin = await consumer.beginning_offsets(tps)
-        ends = dict(reported)
-        readable = [tp for tp in tps if reported[tp] > begin.get(tp, 0)]
-        if readable:
-            consumer.assign(readable)
-            for tp in readable:
-                consumer.seek(tp, reported[tp] - 1)
-            while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-                if not any(batch.values()):
-                    break
-                for tp, records in batch.items():
-                    ends[tp] = max(ends[tp], records[-1].offset + 1)
-        return ends, begin
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(consumer: Any, topic: str) -> set[int]:
-    await consumer.topics()  # fetches the cluster metadata
-    return consumer.partitions_for_topic(topic) or set()
-
-
-async def _committed(bootstrap: str, group: str, tps: list[Any]) -> dict[Any, int | None]:
-    """A group's committed offsets (OffsetFetch; the group is not joined)."""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        return {tp: await consumer.committed(tp) for tp in tps}
-    finally:
-        await consumer.stop()
-
 
 async def topics(bootstrap: str) -> list[str]:
-    from aiokafka.admin import AIOKafkaAdminClient
+    from qlp_kit import broker_stats
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return sorted(await admin.list_topics())
-    finally:
-        await admin.close()
+    return await broker_stats.topics(bootstrap)
 
 
 async def consumer_groups(bootstrap: str) -> list[str]:
     """Consumer groups the broker knows, or, where it cannot list them, the groups
     that have a dead-letter topic (every platform consumer group has one)."""
     from aiokafka.admin import AIOKafkaAdminClient
+
+    from qlp_kit.broker_stats import DLQ_PREFIX, REPLAY_PREFIX
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -115,35 +49,17 @@ async def consumer_lag(
 ) -> list[dict[str, Any]]:
     """Lag per (group, topic): end offset minus committed offset, summed over partitions.
     A partition the group never committed counts from the beginning of the log."""
-    rows = []
-    for group in groups:
-        wanted = topics_of.get(group) or []
-        if not wanted:
-            continue
-        end, begin = await _end_and_begin(bootstrap, wanted)
-        committed = await _committed(bootstrap, group, list(end))
-        per_topic: dict[str, int] = {}
-        for tp, last in end.items():
-            done = committed.get(tp)
-            per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(
-                0, last - (done if done is not None else begin.get(tp, 0))
-            )
-        rows += [{"group": group, "topic": t, "lag": lag} for t, lag in sorted(per_topic.items())]
-    return rows
+    from qlp_kit import broker_stats
+
+    wanted = {g: topics_of[g] for g in groups if topics_of.get(g)}
+    return await broker_stats.consumer_lag(bootstrap, wanted)
 
 
 async def dlq_depth(bootstrap: str) -> list[dict[str, Any]]:
     """Per dead-letter topic: records kept, and records not replayed yet."""
-    dlqs = [t for t in await topics(bootstrap) if t.startswith(DLQ_PREFIX)]
-    rows = []
-    for topic in dlqs:
-        group = topic.removeprefix(DLQ_PREFIX)
-        end, begin = await _end_and_begin(bootstrap, [topic])
-        replayed = await _committed(bootstrap, REPLAY_PREFIX + group, list(end))
-        total = sum(end[tp] - begin.get(tp, 0) for tp in end)
-        pending = sum(end[tp] - max(begin.get(tp, 0), replayed.get(tp) or 0) for tp in end)
-        rows.append({"group": group, "topic": topic, "records": total, "not_replayed": pending})
-    return rows
+    from qlp_kit import broker_stats
+
+    return await broker_stats.dead_letters(bootstrap, await broker_stats.dlq_groups(bootstrap))
 
 
 async def dlq_list(bootstrap: str, group: str, limit: int = 1000) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from qlp_kit import consumer_admin
 from qlp_kit.consumer import ConsumerRunner, ConsumerSpec, RetryPolicy, register_consumer
 from qlp_kit.docs import install_docs
 from qlp_kit.inputs import StorableInputMiddleware
@@ -92,6 +93,9 @@ class ServiceDefinition:
     ) = None
     description: str = ""
     version: str = "0.1.0"
+    #: Serve GET /v1/admin/consumers/<name> (services with consumers). The gateway
+    #: serves its own, as it authenticates callers itself.
+    consumer_admin: bool = True
 
 
 def get_ctx(request: Request) -> ServiceContext:
@@ -217,6 +221,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         await relay.ensure_indexes()
         await producer.start()
         specs = list(definition.consumers(ctx)) if definition.consumers else []
+        ctx.extras[consumer_admin.SPECS_KEY] = specs if settings.consumers_enabled else []
         retry = RetryPolicy(
             settings.consumer_max_attempts,
             settings.consumer_backoff_initial_s,
@@ -296,5 +301,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in definition.routers:
         app.include_router(router)
+    if definition.consumers is not None and definition.consumer_admin:
+        app.include_router(consumer_admin.router_for(definition.name))
     install_openapi_docs(app)
     return app

@@ -55,6 +55,10 @@ class ServiceSettings(BaseSettings):
     consumer_backoff_initial_s: float = 0.05
     consumer_backoff_max_s: float = 2.0
     consumer_batch_max_records: int = 500
+    #: GET /v1/admin/consumers/<service>: how long one broker read is reused, and how
+    #: long the broker may take to answer (then 503).
+    consumer_stats_ttl_s: float = 10.0
+    consumer_stats_timeout_s: float = 15.0
 
     @property
     def database_name(self) -> str:

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
@@ -20,6 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qlp_gateway.service import Gateway
 from qlp_gateway.settings import GatewaySettings
+from qlp_kit import consumer_admin
+from qlp_kit import permissions as perm
 from qlp_kit.app import Ctx
 from qlp_kit.permissions import public
 from qlp_kit.problems import NOT_EXECUTED_HEADER, Problem
@@ -104,8 +106,8 @@ def _gateway(ctx: Any) -> Gateway:
 
 
 @router.get("/openapi.json", include_in_schema=False, dependencies=[public()])
-async def merged_openapi(ctx: Ctx) -> JSONResponse:
-    return JSONResponse(await _gateway(ctx).openapi.document())
+async def merged_openapi(ctx: Ctx, request: Request) -> JSONResponse:
+    return JSONResponse(await _gateway(ctx).openapi.document(own=request.app.openapi()))
 
 
 @router.get("/.well-known/jwks.json", include_in_schema=False, dependencies=[public()])
@@ -114,6 +116,44 @@ async def jwks(ctx: Ctx) -> JSONResponse:
     if not doc.get("keys"):
         raise Problem(503, "Service unavailable", "the signing keys are not available")
     return JSONResponse(doc, headers={"Cache-Control": "public, max-age=300"})
+
+
+def _admitted_admin() -> Any:
+    """Dependency of the gateway's own operator routes: the gateway authenticates and
+    rate-limits the caller itself (nothing forwards a principal to it) and answers 403
+    unless it holds ``platform:admin``."""
+
+    async def dep(request: Request, ctx: Ctx) -> Response | None:
+        principal, headers = await _gateway(ctx).admit(request, public=False)
+        assert principal is not None
+        if not perm.has_permission(principal, perm.PLATFORM_ADMIN):
+            raise Problem(
+                403,
+                "Forbidden",
+                f"your role lacks the {perm.PLATFORM_ADMIN!r} permission",
+                type_="forbidden",
+                permission=perm.PLATFORM_ADMIN,
+            )
+        request.state.limit_headers = headers
+        return None
+
+    setattr(dep, perm.PERMISSION_ATTR, perm.PLATFORM_ADMIN)
+    dep.__name__ = "require_platform_admin"
+    return Depends(dep)
+
+
+@router.get(
+    consumer_admin.PATH.format(service="gateway"),
+    response_model=consumer_admin.ConsumersOut,
+    summary=consumer_admin.SUMMARY,
+    description=consumer_admin.describe("gateway"),
+    operation_id="gateway_consumers",
+    tags=["Platform admin"],
+    dependencies=[_admitted_admin()],
+)
+async def gateway_consumers(ctx: Ctx, request: Request, response: Response) -> Any:
+    response.headers.update(getattr(request.state, "limit_headers", {}))
+    return await consumer_admin.report(ctx, "gateway")
 
 
 async def proxy(request: Request) -> Response:

@@ -32,6 +32,7 @@ service = ServiceDefinition(
     routers=[router],
     indexes=indexes(),
     consumers=consumers,
+    consumer_admin=False,  # api.py serves /v1/admin/consumers/gateway (it authenticates)
     on_startup=on_startup,
     on_shutdown=on_shutdown,
     description="the public HTTP entry: authentication, rate limits, idempotency keys, routing",

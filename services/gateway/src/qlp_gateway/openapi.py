@@ -180,13 +180,16 @@ class OpenApiCache:
             log.info("openapi of a service is missing", service=name, error=str(exc))
             return name, None
 
-    async def document(self) -> dict[str, Any]:
+    async def document(self, own: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The merged document; ``own`` is the gateway's own (its operator routes)."""
         async with self._lock:
             if self._doc is None or time.monotonic() - self._at > self.ttl_s:
                 results = await asyncio.gather(
                     *(self._fetch(n, u) for n, u in self.upstreams.items())
                 )
                 docs = {n: d for n, d in results if d is not None}
+                if own is not None:
+                    docs["gateway"] = dict(own)
                 self._doc = merge(docs, version=self.version)
                 self._at = time.monotonic()
             return self._doc

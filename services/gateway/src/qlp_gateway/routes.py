@@ -6,8 +6,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+#: Services with consumer groups: each serves its operators' view of them at
+#: ``/v1/admin/consumers/<service>`` (the gateway answers its own).
+CONSUMER_SERVICES = ("billing", "failover", "gateway", "generation", "marketplace", "scheduler")
+
 #: Public path prefixes and the service behind each (first match wins).
 ROUTE_PREFIXES: tuple[tuple[str, str], ...] = (
+    *((f"/v1/admin/consumers/{s}", s) for s in CONSUMER_SERVICES),
     ("/v1/auth", "identity"),
     ("/v1/me", "identity"),
     ("/v1/orgs", "identity"),

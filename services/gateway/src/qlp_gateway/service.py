@@ -154,20 +154,7 @@ class Gateway:
         route = resolve(path)
         if route is None:
             raise Problem(404, "Not found", f"no public API at {path}")
-        principal: Principal | None = None
-        if not route.public:
-            principal = await self.authenticate(request)
-        decision = await self.rate_limit(request, principal)
-        limit_headers = decision.headers() if decision else {}
-        if decision is not None and not decision.allowed:
-            raise Problem(
-                429,
-                "Too many requests",
-                f"rate limit of {decision.limit} requests per minute reached ({decision.scope})",
-                type_="rate-limited",
-                headers=limit_headers,
-                retry_after_s=decision.retry_after_s,
-            )
+        principal, limit_headers = await self.admit(request, public=route.public)
         base = self.services.get(route.service)
         if base is None:
             raise Problem(
@@ -203,6 +190,25 @@ class Gateway:
             route, request.method, url, headers, body.stream() if has_body else None, body
         )
         return await upstream_response(resp, limit_headers)
+
+    async def admit(
+        self, request: Request, *, public: bool
+    ) -> tuple[Principal | None, dict[str, str]]:
+        """Authenticate (unless the path is public) and rate-limit a request: the
+        caller and the rate-limit headers of the answer (429 past the limit)."""
+        principal = None if public else await self.authenticate(request)
+        decision = await self.rate_limit(request, principal)
+        limit_headers = decision.headers() if decision else {}
+        if decision is not None and not decision.allowed:
+            raise Problem(
+                429,
+                "Too many requests",
+                f"rate limit of {decision.limit} requests per minute reached ({decision.scope})",
+                type_="rate-limited",
+                headers=limit_headers,
+                retry_after_s=decision.retry_after_s,
+            )
+        return principal, limit_headers
 
     async def authenticate(self, request: Request) -> Principal:
         """The caller; a client address with too many failures is refused up front
