@@ -59,6 +59,8 @@ async def test_consumer_lag_and_dead_letters_of_every_service(qlp_platform: Any)
                 assert 0 <= g["not_replayed"] <= g["dead_letters"], g
             if service == "gateway":
                 assert r.headers["ratelimit"].startswith('"default";r='), r.headers
+                put = await c.put(path, headers=admin)  # its own route: not a proxied 503
+                assert put.status_code == 405 and put.headers["allow"] == "GET", put.text
 
         # billing follows identity's sign-ups: its group on the identity topic catches up
         async def billing() -> dict[str, Any]:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+#: The gateway's own name in the table: its routes are served by itself (api.py).
+GATEWAY = "gateway"
+
 #: Services with consumer groups: each serves its operators' view of them at
 #: ``/v1/admin/consumers/<service>`` (the gateway answers its own).
 CONSUMER_SERVICES = ("billing", "failover", "gateway", "generation", "marketplace", "scheduler")

@@ -27,7 +27,7 @@ from qlp_gateway.proxy import (
 )
 from qlp_gateway.ratelimit import Decision, RateLimiter
 from qlp_gateway.repository import IdempotencyRepository, PlanRepository
-from qlp_gateway.routes import Route, body_limit, resolve
+from qlp_gateway.routes import GATEWAY, Route, body_limit, resolve
 from qlp_gateway.settings import GatewaySettings
 from qlp_kit.aio import within
 from qlp_kit.auth import Principal, sign_principal
@@ -154,6 +154,10 @@ class Gateway:
         route = resolve(path)
         if route is None:
             raise Problem(404, "Not found", f"no public API at {path}")
+        if route.service == GATEWAY:  # its own routes answered before the proxy: not this method
+            raise Problem(
+                405, "Method not allowed", f"{path} answers GET only", headers={"Allow": "GET"}
+            )
         principal, limit_headers = await self.admit(request, public=route.public)
         base = self.services.get(route.service)
         if base is None:
