@@ -112,6 +112,11 @@ async def test_publish_buy_review_download_refund(qlp_platform: Any) -> None:
             headers=seller,
         )
         draft = r.json()["id"]
+        # a move the states do not allow is a 409 naming the listing's state (the
+        # problem's own status member stays the HTTP status)
+        r = await c.patch(f"{M}/listings/{draft}", json={"status": "deprecated"}, headers=seller)
+        assert r.status_code == 409, r.text
+        assert r.json()["status"] == 409 and r.json()["listing_status"] == "draft"
         assert (await c.get(f"{M}/listings/{draft}", headers=other)).status_code == 404
         assert (await c.get(f"{M}/listings/{listing}", headers=other)).status_code == 200
 
@@ -238,6 +243,9 @@ async def test_publish_buy_review_download_refund(qlp_platform: Any) -> None:
         assert r.status_code == 202, r.text
         assert r.json()["status"] in ("refund_pending", "refunded") and not r.json()["entitled"]
         await _settled(c, buyer, pid, "refunded")
+        # asking again answers the same refund (nothing moves twice)
+        r = await c.post(f"{M}/purchases/{pid}/refund", json={"reason": "again"}, headers=buyer)
+        assert r.status_code == 202 and r.json()["status"] == "refunded", r.text
         assert (await _balance(c, buyer))["balance"]["amount"] == 10_000
         assert (await _balance(c, seller))["creator_payable"]["amount"] == 0
         # no longer held, and delisted: not even visible to the former buyer

@@ -63,6 +63,30 @@ async def test_no_operation_answers_5xx(qlp_platform: Any, unique: str, tmp_path
         "--report-junit-path",
         str(tmp_path / "fuzz.xml"),
     ]
+    since = _log_sizes(qlp_platform.dir / "logs")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=560, check=False)
-    tail = (proc.stdout + proc.stderr)[-6000:]
-    assert proc.returncode == 0, tail
+    if proc.returncode != 0:
+        # the findings first (the tool's own report ends in pages of hints), then what
+        # the services logged about them
+        out = proc.stdout + proc.stderr
+        start = out.find("=== FAILURES ===")
+        findings = out[start : start + 6000] if start >= 0 else out[-6000:]
+        pytest.fail(f"{findings}\n\n{_errors_logged(qlp_platform.dir / 'logs', since)}")
+
+
+def _log_sizes(logs: Path) -> dict[Path, int]:
+    return {p: p.stat().st_size for p in logs.glob("*.log")}
+
+
+def _errors_logged(logs: Path, since: dict[Path, int], limit: int = 8000) -> str:
+    """Error records the services wrote during the run (an unhandled error's traceback)."""
+    found = []
+    for path in sorted(logs.glob("*.log")):
+        with path.open("rb") as f:
+            f.seek(since.get(path, 0))
+            for raw in f:
+                line = raw.decode("utf-8", "replace")
+                if '"level": "error"' in line or '"level": "critical"' in line:
+                    found.append(f"{path.stem}: {line.strip()}")
+    text = "\n".join(found) or "no service logged an error"
+    return text[:limit]

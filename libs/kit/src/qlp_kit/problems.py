@@ -64,6 +64,8 @@ class Problem(Exception):
         self.detail = detail
         self.type = TYPE_BASE + (type_ or _STATUS_TYPES.get(status, "error"))
         self.headers = headers or {}
+        if clash := RESERVED_MEMBERS & extensions.keys():
+            raise TypeError(f"problem extensions may not replace {sorted(clash)}")
         self.extensions = extensions
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
@@ -74,6 +76,10 @@ class Problem(Exception):
             doc["instance"] = instance
         doc.update(self.extensions)
         return doc
+
+
+#: RFC 9457's own members: an extension of the same name would change their meaning.
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance"})
 
 
 def not_found(what: str = "resource") -> Problem:

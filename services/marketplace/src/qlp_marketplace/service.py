@@ -207,7 +207,7 @@ class Marketplace:
                 raise Conflict(
                     f"a {doc['status']} listing cannot become {status}"
                     + ("; publish a draft with POST …/publish" if status == R.PUBLISHED else ""),
-                    status=doc["status"],
+                    listing_status=doc["status"],
                 )
             sets["status"] = status
         if not sets:
@@ -323,7 +323,9 @@ class Marketplace:
         if doc["status"] in (R.PUBLISHED,):
             return doc
         if doc["status"] != R.DRAFT:
-            raise Conflict(f"a {doc['status']} listing cannot be published", status=doc["status"])
+            raise Conflict(
+                f"a {doc['status']} listing cannot be published", listing_status=doc["status"]
+            )
         now = self.clock()
         got = await self.store.update_listing(
             who.org_id,
@@ -386,7 +388,7 @@ class Marketplace:
             raise Conflict("a creator holds its own listings; there is nothing to buy")
         if listing["status"] != R.PUBLISHED:
             raise Conflict(
-                f"a {listing['status']} listing is not for sale", status=listing["status"]
+                f"a {listing['status']} listing is not for sale", listing_status=listing["status"]
             )
         await self._refuse_if_active(org, listing_id)
         now = self.clock()
@@ -554,7 +556,9 @@ class Marketplace:
         if p["status"] in ("refund_pending", "refunded"):
             return p
         if p["status"] != "paid":
-            raise Conflict(f"a {p['status']} purchase cannot be refunded", status=p["status"])
+            raise Conflict(
+                f"a {p['status']} purchase cannot be refunded", purchase_status=p["status"]
+            )
         if int(p["price"]["amount"]) == 0:
             raise Conflict("a free listing has nothing to refund")
         now = self.clock()
