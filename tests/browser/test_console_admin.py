@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from qlp_kit.consumer_admin import CONSUMER_SERVICES
 from qlp_testing.flows import PASSWORD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -80,13 +81,18 @@ async def test_platform_admin_sees_the_admin_views_others_are_refused(
     await olga.page.wait_for_url("**/app/admin")
     main = olga.page.locator("main")
     assert (await olga.page.locator("#mrr").inner_text()).startswith("$")
-    for section in ("#per-plan", "#per-tier", "#per-meter", "#split", "#failovers", "#ops-empty"):
+    for section in ("#per-plan", "#per-tier", "#per-meter", "#split", "#failovers", "#consumers"):
         assert await olga.page.locator(section).count() == 1, section
     # real numbers: both sign-ups opened free subscriptions; the ledger is balanced
     free_row = olga.page.locator("#per-plan tbody tr", has_text="free")
     assert int((await free_row.locator("td").first.inner_text()).replace(",", "")) >= 2
     assert "balanced" in await olga.page.locator("#ledger-state").inner_text()
     assert "NOT balanced" not in await main.inner_text()
+    # every service with consumers reported its groups, read from the broker
+    assert await olga.page.locator("[id^='ops-problem-']").count() == 0
+    cells = olga.page.locator("#consumers tbody tr td:first-child")
+    assert set(await cells.all_inner_texts()) == set(CONSUMER_SERVICES)
+    assert "consumer groups" in await olga.page.locator("#ops-summary").inner_text()
     await olga.check("admin-views")
 
     # the customer is still refused; the operator revokes and the next sign-in is too

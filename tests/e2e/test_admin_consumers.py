@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from qlp_contracts.topics import IDENTITY
-from qlp_gateway.routes import CONSUMER_SERVICES
 from qlp_kit.auth import Principal
+from qlp_kit.consumer_admin import CONSUMER_SERVICES
 from qlp_testing.flows import PASSWORD, bearer, eventually, signup
 from qlp_testing.principals import PrincipalAuth
 

@@ -32,6 +32,11 @@ PATH = "/v1/admin/consumers/{service}"
 SPECS_KEY = "consumer_specs"
 
 
+#: Services with consumer groups: each serves its operators' view of them at
+#: ``/v1/admin/consumers/<service>`` (the gateway answers its own).
+CONSUMER_SERVICES = ("billing", "failover", "gateway", "generation", "marketplace", "scheduler")
+
+
 class TopicLag(BaseModel):
     topic: str
     #: Records on the topic the group has not committed yet (summed over partitions).

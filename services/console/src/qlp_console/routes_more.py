@@ -24,6 +24,7 @@ from qlp_console.web import (
     signed_in,
     verified_form,
 )
+from qlp_kit.consumer_admin import CONSUMER_SERVICES
 from qlp_kit.permissions import public
 
 router = APIRouter(include_in_schema=False, dependencies=[public()])
@@ -427,8 +428,11 @@ async def admin(request: Request) -> Response:
                 },
             ),
         )
-    ledger, ledger_err = await s.api.maybe("/v1/billing/admin/ledger/check")
-    failovers, failovers_err = await s.api.maybe("/v1/admin/failovers", hours="24")
+    (ledger, ledger_err), (failovers, failovers_err), *reports = await asyncio.gather(
+        s.api.maybe("/v1/billing/admin/ledger/check"),
+        s.api.maybe("/v1/admin/failovers", hours="24"),
+        *(s.api.maybe(f"/v1/admin/consumers/{svc}") for svc in CONSUMER_SERVICES),
+    )
     for h in (failovers or {}).get("hours", []):
         h["hour"] = datetime.fromtimestamp(int(h["hour_ms"]) / 1000, UTC).strftime("%d %b %H:00")
     return render(
@@ -444,8 +448,43 @@ async def admin(request: Request) -> Response:
         split=revenue_split(ledger),
         failovers=failovers,
         failovers_problem=failovers_err.words if failovers_err else None,
+        consumers=consumer_rows(zip(CONSUMER_SERVICES, reports, strict=True)),
         flat=_flat,
     )
+
+
+def consumer_rows(reports: Any) -> dict[str, Any]:
+    """The six services' consumer reports as one table: a row per group (worst first:
+    dead letters not replayed, then lag), a row per service that did not answer, and
+    the totals."""
+    rows: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    services: list[str] = []
+    for service, (report, err) in reports:
+        services.append(service)
+        if err is not None:
+            failed.append({"service": service, "problem": err.words})
+            continue
+        measured = datetime.fromtimestamp(int(report["measured_at_ms"]) / 1000, UTC)
+        for g in report.get("groups") or []:
+            rows.append(
+                {
+                    "service": service,
+                    "replica": report.get("replica", ""),
+                    "measured": measured.strftime("%H:%M:%S"),
+                    **g,
+                    "topics": sorted(g.get("topics") or [], key=lambda t: -int(t["lag"])),
+                }
+            )
+    rows.sort(key=lambda r: (-int(r["not_replayed"]), -int(r["lag"]), r["service"], r["group"]))
+    return {
+        "services": services,
+        "rows": rows,
+        "failed": failed,
+        "lag": sum(int(r["lag"]) for r in rows),
+        "dead_letters": sum(int(r["dead_letters"]) for r in rows),
+        "not_replayed": sum(int(r["not_replayed"]) for r in rows),
+    }
 
 
 #: Ledger account kinds that make up the revenue split, in the order shown.

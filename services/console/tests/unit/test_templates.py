@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from qlp_console.routes_more import _flat, revenue_split, usage_per_tier
+from qlp_console.client import ApiError
+from qlp_console.routes_more import _flat, consumer_rows, revenue_split, usage_per_tier
 from qlp_console.web import templates
 
 METRICS = {
@@ -30,6 +31,8 @@ LEDGER = {
 
 
 def _render(name: str, **ctx: Any) -> str:
+    if name == "admin.html":
+        ctx.setdefault("consumers", consumer_rows([]))
     return templates.get_template(name).render(
         sess=None, csrf="t", path="/app/admin", flash=[], **ctx
     )
@@ -46,7 +49,7 @@ def test_admin_views_show_mrr_churn_plans_usage_and_the_ledger() -> None:
     assert "api_calls" in html and "1,200" in html
     assert "balanced" in html and "$12.34" in html and "$28.79" in html
     assert "Platform revenue" in html and "Owed to creators" in html
-    assert "qlpctl status" in html  # what no API reports says where to look
+    assert "qlpctl status" in html  # the same numbers on the command line
 
 
 def test_usage_per_tier_and_revenue_split() -> None:
@@ -106,3 +109,50 @@ def test_admin_failovers_per_hour_busy_hours_newest_first_and_empty() -> None:
                    flat=_flat, tiers=[], split=[], failovers=quiet,
                    failovers_problem=None)  # fmt: skip
     assert "No failovers in the last 24 hours." in html
+
+
+def _report(service: str, *groups: dict[str, Any]) -> dict[str, Any]:
+    return {"service": service, "replica": "host-1", "measured_at_ms": 1_764_590_400_000,
+            "groups": list(groups)}  # fmt: skip
+
+
+def _group(name: str, lag: dict[str, int], dead: int = 0, waiting: int = 0) -> dict[str, Any]:
+    return {"group": name, "description": f"{name} consumer",
+            "topics": [{"topic": t, "lag": n} for t, n in lag.items()],
+            "lag": sum(lag.values()), "dead_letters": dead, "not_replayed": waiting}  # fmt: skip
+
+
+def test_consumer_rows_worst_first_with_totals_and_the_services_that_failed() -> None:
+    down = ApiError(503, {"title": "Broker unavailable", "detail": "the broker did not answer"})
+    c = consumer_rows(
+        [
+            ("billing", (_report("billing", _group("qlp-billing", {"a": 0, "b": 7})), None)),
+            ("failover", (None, down)),
+            ("scheduler", (_report("scheduler", _group("qlp-sched", {"c": 2}, 3, 1)), None)),
+            ("gateway", (_report("gateway", _group("qlp-gw", {"d": 0})), None)),
+        ]
+    )
+    # dead letters waiting come first, then the larger lag
+    assert [r["group"] for r in c["rows"]] == ["qlp-sched", "qlp-billing", "qlp-gw"]
+    assert [t["topic"] for t in c["rows"][1]["topics"]] == ["b", "a"]  # busiest topic first
+    assert (c["lag"], c["dead_letters"], c["not_replayed"]) == (9, 3, 1)
+    assert c["services"] == ["billing", "failover", "scheduler", "gateway"]
+    assert [f["service"] for f in c["failed"]] == ["failover"]
+    html = _render("admin.html", metrics=None, ledger=None, problem=None, ledger_problem=None,
+                   flat=_flat, tiers=[], split=[], consumers=c)  # fmt: skip
+    assert "3 consumer groups: 9 records not consumed yet, 3 dead letters (1 not replayed)." in html
+    assert "qlpctl dlq replay" in html  # what to do about the waiting dead letter
+    assert 'id="ops-problem-failover"' in html and "the broker did not answer" in html
+    assert html.index("qlp-sched") < html.index("qlp-billing") < html.index("qlp-gw")
+    assert "<code>b</code> 7" in html and "12:00:00" in html
+
+
+def test_consumer_table_empty_states() -> None:
+    html = _render("admin.html", metrics=None, ledger=None, problem=None, ledger_problem=None,
+                   flat=_flat, tiers=[], split=[])  # fmt: skip
+    assert "No consumer groups." in html and "qlpctl dlq replay" not in html
+    down = ApiError(401, {"title": "Not signed in"})
+    c = consumer_rows([("billing", (None, down))])
+    html = _render("admin.html", metrics=None, ledger=None, problem=None, ledger_problem=None,
+                   flat=_flat, tiers=[], split=[], consumers=c)  # fmt: skip
+    assert "No service reported its consumer groups." in html

@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from qlp_kit.consumer_admin import CONSUMER_SERVICES
+
 #: The gateway's own name in the table: its routes are served by itself (api.py).
 GATEWAY = "gateway"
 
-#: Services with consumer groups: each serves its operators' view of them at
-#: ``/v1/admin/consumers/<service>`` (the gateway answers its own).
-CONSUMER_SERVICES = ("billing", "failover", "gateway", "generation", "marketplace", "scheduler")
 
 #: Public path prefixes and the service behind each (first match wins).
 ROUTE_PREFIXES: tuple[tuple[str, str], ...] = (
