@@ -109,7 +109,7 @@ async def _claim_standby(sched: Scheduler, job: Doc, exclude: set[str]) -> Doc |
     its write loses), or None when no offer fits."""
     if job["spec"].get("redundancy") != "hot_standby":
         return None
-    from qlp_scheduler.engine import _placement
+    from qlp_scheduler.core import _placement
 
     got = await sched.claim_best(
         job["_id"], S.STANDBY, sched._requirements(job["spec"]), {m for m in exclude if m}
@@ -134,7 +134,7 @@ async def _after_loss(sched: Scheduler, job: Doc, lost: Doc, now: datetime) -> N
     """The lost provider's cancel survives the epoch change (it is told to stop if it
     returns) and the loss counts against its reliability."""
     cancel = sched._cancel_assignment(job, lost, int(job["epoch"]), now)
-    from qlp_scheduler.engine import ASSIGNMENT_TTL
+    from qlp_scheduler.core import ASSIGNMENT_TTL
 
     await sched.repo.insert_assignments([{**cancel, "expire_at": now + ASSIGNMENT_TTL}])
     await sched.repo.supersede_starts_of(job["_id"], lost["provider_id"], now)
