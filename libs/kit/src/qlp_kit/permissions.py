@@ -176,6 +176,18 @@ def _is_self(principal: Principal, request: Request, param: str | None) -> bool:
     return principal.kind == "user" and (principal.user_id or principal.subject) == value
 
 
+def forbidden(principal: Principal, permission: str) -> Problem:
+    """The 403 problem for a caller that lacks ``permission``."""
+    what = "API key" if principal.kind == "api_key" else "role"
+    return Problem(
+        403,
+        "Forbidden",
+        f"your {what} lacks the {permission!r} permission",
+        type_="forbidden",
+        permission=permission,
+    )
+
+
 def require(permission: str, *, or_self: str | None = None) -> Any:
     """Dependency: the caller needs ``permission`` (403 problem+json otherwise); it
     answers the verified :class:`Principal`. ``or_self`` names a path parameter: a
@@ -185,14 +197,7 @@ def require(permission: str, *, or_self: str | None = None) -> Any:
     def dep(request: Request, principal: CurrentPrincipal) -> Principal:
         if has_permission(principal, permission) or _is_self(principal, request, or_self):
             return principal
-        what = "API key" if principal.kind == "api_key" else "role"
-        raise Problem(
-            403,
-            "Forbidden",
-            f"your {what} lacks the {permission!r} permission",
-            type_="forbidden",
-            permission=permission,
-        )
+        raise forbidden(principal, permission)
 
     setattr(dep, PERMISSION_ATTR, permission)
     dep.__name__ = f"require_{permission.replace(':', '_')}"

@@ -127,13 +127,7 @@ def _admitted_admin() -> Any:
         principal, headers = await _gateway(ctx).admit(request, public=False)
         assert principal is not None
         if not perm.has_permission(principal, perm.PLATFORM_ADMIN):
-            raise Problem(
-                403,
-                "Forbidden",
-                f"your role lacks the {perm.PLATFORM_ADMIN!r} permission",
-                type_="forbidden",
-                permission=perm.PLATFORM_ADMIN,
-            )
+            raise perm.forbidden(principal, perm.PLATFORM_ADMIN)
         request.state.limit_headers = headers
         return None
 
