@@ -43,6 +43,8 @@ def _env(mongodb_url: str, kafka: str, unique: str) -> dict[str, str]:
         "QLP_PROBE_CONSUMER_MAX_ATTEMPTS": "3",
         "QLP_PROBE_CONSUMER_BACKOFF_INITIAL_S": "0.01",
         "QLP_PROBE_CONSUMER_BACKOFF_MAX_S": "0.2",
+        # many infrastructure retries in a few seconds, not minutes
+        "QLP_PROBE_CONSUMER_TRANSIENT_BACKOFF_MAX_S": "0.5",
     }
 
 

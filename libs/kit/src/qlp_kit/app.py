@@ -226,6 +226,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
             settings.consumer_max_attempts,
             settings.consumer_backoff_initial_s,
             settings.consumer_backoff_max_s,
+            settings.consumer_transient_backoff_max_s,
         )
         if settings.consumers_enabled:
             for spec in specs:

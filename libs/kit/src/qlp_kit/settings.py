@@ -54,6 +54,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_backoff_initial_s: float = 0.05
     consumer_backoff_max_s: float = 2.0
+    #: Longest wait between retries while the database or broker is unreachable.
+    consumer_transient_backoff_max_s: float = 10.0
     consumer_batch_max_records: int = 500
     #: GET /v1/admin/consumers/<service>: how long one broker read is reused, and how
     #: long the broker may take to answer (then 503).
